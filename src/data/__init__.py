@@ -21,3 +21,7 @@ plus, for the benchmark metrics, k-lists in candidate order (``reference_*`` are
 Benchmarks live under ``<data_dir>/test/<Benchmark>``, training sets under ``<data_dir>/train/<set>``;
 ``.gz`` files are read directly when the plain file is absent.
 """
+from .benchmarks import BENCHMARKS, PAPER_CANDIDATES, available_candidates, load_benchmark
+from .train_sets import load_train_set
+
+__all__ = ["BENCHMARKS", "PAPER_CANDIDATES", "available_candidates", "load_benchmark", "load_train_set"]

@@ -1,0 +1,74 @@
+"""Tests for data.cross_fit: deterministic prompt folds and the cross-fitting pools."""
+import hashlib
+
+import pytest
+
+from data.cross_fit import cross_fit_pools, fold_of, split_by_fold
+
+
+def example(prompt, source="T"):
+    return {"prompt_id": prompt, "prompt": prompt, "source": source}
+
+
+def test_fold_of_hard_coded_values():
+    # Computed once with sha256 and kept as literals, so a change of the rule is caught.
+    assert fold_of("What is 2+2?", 5) == 1
+    assert fold_of("Write a haiku about routers.", 10) == 8
+    assert fold_of("What is 2+2?", 10) == 6
+
+
+def test_fold_of_ignores_surrounding_whitespace_and_follows_the_rule():
+    assert fold_of("  What is 2+2?\n", 10) == fold_of("What is 2+2?", 10)
+    prompt = "Sort a list in Python."
+    assert fold_of(prompt, 7) == int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 7
+
+
+def test_folds_partition_the_examples():
+    examples = [example(f"prompt number {i}") for i in range(60)]
+    k = 4
+    seen = []
+    for fold in range(k):
+        in_fold, out_of_fold = split_by_fold(examples, fold, k)
+        assert len(in_fold) + len(out_of_fold) == len(examples)
+        assert all(fold_of(e["prompt"], k) == fold for e in in_fold)
+        assert all(fold_of(e["prompt"], k) != fold for e in out_of_fold)
+        # input order is kept
+        assert in_fold == [e for e in examples if e in in_fold]
+        seen.extend(e["prompt_id"] for e in in_fold)
+    assert sorted(seen) == sorted(e["prompt_id"] for e in examples)  # every example in exactly one fold
+    assert all(split_by_fold(examples, fold, k)[0] for fold in range(k))  # 60 prompts fill all 4 folds
+
+
+def test_split_by_fold_rejects_bad_fold_or_k():
+    with pytest.raises(ValueError, match="fold=3, k=3"):
+        split_by_fold([example("a")], 3, 3)
+    with pytest.raises(ValueError, match="k >= 2"):
+        split_by_fold([example("a")], 0, 1)
+
+
+def test_cross_fit_pools_hold_no_in_fold_prompt():
+    train = [example(f"train prompt {i}", "Train") for i in range(5)]
+    tests = {
+        "A": [example(f"bench A prompt {i}", "A") for i in range(20)],
+        "B": [example(f"bench B prompt {i}", "B") for i in range(20)],
+    }
+    k = 3
+    for fold in range(k):
+        pool, test_fold = cross_fit_pools(train, tests, fold, k)
+        assert list(test_fold) == ["A", "B"]
+        in_fold_prompts = {e["prompt"] for name in test_fold for e in test_fold[name]}
+        assert not in_fold_prompts & {e["prompt"] for e in pool}
+        assert pool[:5] == train
+        for name, examples in tests.items():
+            assert test_fold[name] == split_by_fold(examples, fold, k)[0]
+        # train + every test record lands in the pool or the in-fold set, exactly once
+        assert len(pool) + len(in_fold_prompts) == 5 + 40
+
+
+def test_same_prompt_in_two_benchmarks_shares_its_fold():
+    shared = "Compose an engaging travel blog post about a recent trip to Hawaii."
+    tests = {"A": [example(shared, "A")], "B": [example("  " + shared, "B")]}
+    fold = fold_of(shared, 5)
+    pool, test_fold = cross_fit_pools([], tests, fold, 5)
+    assert pool == []
+    assert [e["source"] for name in test_fold for e in test_fold[name]] == ["A", "B"]
