@@ -413,7 +413,7 @@ def _load_mt_bench(folder: Path, candidates: list[str]) -> list[dict]:
         records.append(make_record(
             str(question_id), question["turns"][0], "MT-Bench",
             [responses[llm][question_id] for llm in candidates],
-            [(turn1 + turn2) / 2 for turn1, turn2 in question_turn_scores],
+            [_mean_valid_turns(turns, question_id, llm) for turns, llm in zip(question_turn_scores, candidates)],
             turn_scores=question_turn_scores,
             category=question.get("category"),
         ))
@@ -531,3 +531,13 @@ BENCHMARK_READERS: dict[str, Callable[[Path, list[str]], list[dict]]] = {
     "HumanEval": _load_code_style,
     "MBPP": _load_code_style,
 }
+
+
+def _mean_valid_turns(turns: list, question_id, llm: str) -> float:
+    """A query's routing score: the mean of its valid turn scores. A judge parse failure (−1) is left
+    out, as FastChat's show_result drops those rows; ``turn_scores`` keeps the raw values."""
+    valid = [t for t in turns if t != -1]
+    if not valid:
+        raise DataError(f"MT-Bench question {question_id}, candidate {llm}: both turn scores are -1 (judge "
+                        f"parse failures). Re-judge that question.")
+    return sum(valid) / len(valid)

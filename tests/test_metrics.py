@@ -1,0 +1,318 @@
+"""Metrics against hand-computed values on tiny synthetic records (and a few checks on the real data)."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+import metrics
+from utils import alpaca_lc
+from utils.io import DataError
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "compressed_data"
+needs_data = pytest.mark.skipif(not (DATA_DIR / "test" / "AlpacaEval").is_dir(), reason="paper data absent")
+
+
+@pytest.fixture(autouse=True)
+def offline_lc(monkeypatch):
+    """Keep the offline LC path even where alpaca_eval and its hub files happen to be installed."""
+    monkeypatch.setattr(alpaca_lc, "official_lc_available", lambda: False)
+
+
+def record(i, scores, **fields):
+    scores = [float(s) for s in scores]
+    return {"prompt_id": str(i), "prompt": f"question {i}", "source": "test", "responses": [f"r{i}.{c}" for c in
+            range(len(scores))], "scores": scores, "best_model_idx": int(np.argmax(scores)), **fields}
+
+
+def alpaca_records(preferences, output_lengths, reference_lengths):
+    return [record(i, [p - 1 for p in prefs], preferences=list(prefs), output_lengths=list(lengths),
+                   reference_output="x" * ref, reference_length=ref)
+            for i, (prefs, lengths, ref) in enumerate(zip(preferences, output_lengths, reference_lengths))]
+
+
+def difficulty_for(examples, values):
+    return alpaca_lc.InstructionDifficulty(tuple(e["prompt"] for e in examples), np.asarray(values, float), 1.0,
+                                           ("m",), "test")
+
+
+# ------------------------------------------------------------------------------------------------ AlpacaEval
+
+def test_alpaca_raw_win_rate_standard_error_and_counts():
+    examples = alpaca_records([[2.0, 1.0], [1.5, 2.0], [1.0, 2.0], [1.25, 1.0]],
+                              [[100, 10], [200, 20], [300, 30], [400, 40]], [150, 150, 150, 150])
+    result = metrics.alpaca_eval_metrics(examples, [0, 0, 0, 0], difficulty_for(examples, [0.1, -0.2, 0.3, 0.0]))
+    # outcomes 1, 0.5, 0, 0.25: mean 0.4375; sample std sqrt(0.546875 / 3); sem = std / 2
+    assert result["win_rate"] == pytest.approx(43.75)
+    assert result["standard_error"] == pytest.approx(math.sqrt(0.546875 / 3) / 2 * 100)
+    assert (result["n_wins"], result["n_wins_base"], result["n_draws"], result["n_total"]) == (1, 2, 1, 4)
+    assert result["discrete_win_rate"] == pytest.approx(37.5)
+    assert result["avg_length"] == pytest.approx(250.0)
+    assert result["lc_method"] == "offline_glm_annotations"
+
+
+def test_length_feature_is_tanh_of_standardised_reference_minus_output():
+    feature = alpaca_lc.length_feature([10, 10, 10], [8, 10, 12])  # deltas 2, 0, -2; sample std 2
+    assert feature == pytest.approx([math.tanh(1), 0.0, math.tanh(-1)])
+    assert alpaca_lc.length_feature([5, 5], [3, 3]) == pytest.approx([0.0, 0.0])  # no spread: no length term
+
+
+def test_model_glm_recovers_parameters_from_exact_soft_labels():
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(size=400)
+    feature = alpaca_lc.length_feature(rng.integers(500, 3000, 400), rng.integers(200, 4000, 400))
+    labels = expit(-0.5 + 1.2 * feature + 0.8 * difficulty)
+    fit = alpaca_lc.fit_model_glm(labels, feature, difficulty)
+    assert (fit.bias, fit.length, fit.difficulty) == pytest.approx((-0.5, 1.2, 0.8), abs=1e-6)
+    assert fit.length_controlled_win_rate(difficulty) == pytest.approx(expit(-0.5 + 0.8 * difficulty).mean() * 100)
+
+
+def test_joint_glm_recovers_instruction_effects():
+    rng = np.random.default_rng(1)
+    k, n = 6, 200
+    bias, phi, d = rng.normal(size=k), rng.normal(size=k), rng.normal(size=n)
+    features = np.tanh(rng.normal(size=(k, n)))
+    labels = expit(bias[:, None] + phi[:, None] * features + d[None, :])
+    labels[0, :5] = np.nan  # missing judgments are left out
+    fitted_bias, fitted_phi, fitted_d = alpaca_lc.fit_joint_glm(labels, features, ridge=1e-6)
+    # the level of d is shared with the biases; the tiny ridge centres it
+    assert fitted_d - fitted_d.mean() == pytest.approx(d - d.mean(), abs=1e-3)
+    assert fitted_phi == pytest.approx(phi, abs=1e-3)
+    assert fitted_bias - fitted_bias.mean() == pytest.approx(bias - bias.mean(), abs=1e-3)
+
+
+def test_alpaca_lc_of_the_routed_answers_uses_the_glm_with_zero_length_term():
+    rng = np.random.default_rng(2)
+    n = 300
+    difficulty = rng.normal(size=n)
+    reference, chosen_length, other_length = rng.integers(800, 2500, n), rng.integers(300, 4000, n), np.full(n, 999)
+    feature = alpaca_lc.length_feature(reference, chosen_length)
+    chosen_pref = 1 + expit(0.3 - 1.5 * feature + 0.9 * difficulty)
+    other_pref = np.full(n, 1.2)
+    choices = rng.integers(0, 2, n)  # the routed answer sits in the chosen slot; the other slot is a decoy
+    prefs = np.where(choices[:, None] == 0, np.c_[chosen_pref, other_pref], np.c_[other_pref, chosen_pref])
+    lengths = np.where(choices[:, None] == 0, np.c_[chosen_length, other_length], np.c_[other_length, chosen_length])
+    examples = alpaca_records(prefs.tolist(), lengths.tolist(), reference.tolist())
+    result = metrics.alpaca_eval_metrics(examples, choices, difficulty_for(examples, difficulty))
+    assert result["length_controlled_winrate"] == pytest.approx(expit(0.3 + 0.9 * difficulty).mean() * 100, abs=1e-6)
+
+
+def test_difficulty_lookup_names_the_unknown_prompt():
+    examples = alpaca_records([[1.5, 1.5]], [[1, 2]], [3])
+    other = alpaca_lc.InstructionDifficulty(("another instruction",), np.zeros(1), 1.0, ("m",), "test")
+    with pytest.raises(DataError, match="prompt_id 0.*'prompt'"):
+        metrics.alpaca_eval_metrics(examples, [0], other)
+
+
+def test_alpaca_without_difficulty_fits_it_on_the_candidates():
+    rng = np.random.default_rng(3)
+    examples = alpaca_records((1 + rng.uniform(size=(40, 3))).tolist(), rng.integers(100, 900, (40, 3)).tolist(),
+                              rng.integers(100, 900, 40).tolist())
+    result = metrics.alpaca_eval_metrics(examples, np.zeros(40, dtype=int))
+    assert result["lc_method"] == "offline_glm_candidates"
+    assert 0 < result["length_controlled_winrate"] < 100
+
+
+def test_official_lc_path_receives_positions_references_and_chosen_outputs(monkeypatch):
+    calls = []
+    monkeypatch.setattr(alpaca_lc, "official_lc_available", lambda: True)
+    monkeypatch.setattr(alpaca_lc, "official_length_controlled_win_rate",
+                        lambda *args: calls.append([list(a) for a in args]) or 42.0)
+    examples = alpaca_records([[1.2, 1.9], [1.7, 1.1]], [[5, 6], [7, 8]], [3, 4])
+    result = metrics.alpaca_eval_metrics(examples, [1, 0])
+    assert result["lc_method"] == "alpaca_eval" and result["length_controlled_winrate"] == 42.0
+    assert calls == [[[0, 1], ["xxx", "xxxx"], ["r0.1", "r1.0"], pytest.approx([1.9, 1.7])]]
+
+
+def write_annotations(root: Path, model: str, rows):
+    folder = root / model / alpaca_lc.ANNOTATOR
+    folder.mkdir(parents=True)
+    (folder / "annotations.json").write_text(json.dumps([
+        {"instruction": f"instruction {i}", "output_1": "r" * ref, "output_2": "o" * out, "preference": pref,
+         "generator_1": alpaca_lc.REFERENCE_MODEL, "generator_2": model} for i, (pref, out, ref) in enumerate(rows)]))
+
+
+def test_instruction_difficulty_from_annotation_folders_is_cached(tmp_path):
+    rng = np.random.default_rng(4)
+    for model in ("a", "b", "c"):
+        write_annotations(tmp_path / "AlpacaEval", model,
+                          [(1 + rng.uniform(), int(rng.integers(5, 50)), 20) for _ in range(12)])
+    first = alpaca_lc.fit_instruction_difficulty(tmp_path / "AlpacaEval", tmp_path / "cache")
+    assert first.models == ("a", "b", "c") and len(first.values) == 12
+    assert alpaca_lc.fit_instruction_difficulty(tmp_path / "AlpacaEval") is first  # in memory
+    alpaca_lc._DIFFICULTY_MEMORY.clear()
+    reloaded = alpaca_lc.fit_instruction_difficulty(tmp_path / "AlpacaEval", tmp_path / "cache")  # from the JSON
+    assert reloaded.values == pytest.approx(first.values) and reloaded.ridge == first.ridge
+
+
+def test_annotations_on_different_instructions_are_refused(tmp_path):
+    write_annotations(tmp_path, "a", [(1.5, 3, 4), (1.5, 3, 4)])
+    write_annotations(tmp_path, "b", [(1.5, 3, 4)])
+    with pytest.raises(DataError, match="same instructions"):
+        alpaca_lc.read_annotations(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ ArenaHard
+
+def arena_records(verdicts):
+    return [record(i, [0.5] * len(v), verdicts=v) for i, v in enumerate(verdicts)]
+
+
+def test_arena_battles_strong_weak_tie_and_missing_verdicts():
+    examples = arena_records([
+        [["B>>A", "A>B"], ["A>>B", "A>>B"]],  # candidate B wins strongly (3), then as A wins (1)
+        [["A=B", None], ["A=B", "A=B"]],       # a tie; the missing verdict is a strong baseline win (3 losses)
+        [["A>>B", "B>A"], ["A=B", "A=B"]],     # baseline (A) wins strongly (3 losses); as A it loses (1)
+        [["B>A", "A=B"], ["A=B", "A=B"]],      # a weak win and a tie
+    ])
+    result = metrics.arena_hard_metrics(examples, [0, 0, 0, 0])
+    assert (result["battle_wins"], result["battle_losses"], result["battle_ties"]) == (5, 7, 2)
+    assert (result["n_battles"], result["missing_verdicts"]) == (14, 1)
+    assert result["win_rate"] == pytest.approx(6 / 14 * 100)
+    assert result["elo"] == pytest.approx(1000 + 400 * math.log10(6 / 8))
+    low, high = result["ci95"]
+    assert low < result["win_rate"] < high and result["ci95"] == metrics.arena_hard_metrics(examples, [0] * 4)["ci95"]
+
+
+def fit_bradley_terry_elo(battles, players, anchor):
+    """General BT logistic fit as arena-hard-auto does it: every battle twice, a tie as one win each way,
+    X = +ln 10 for model_a and -ln 10 for model_b, no intercept; Elo = 400 * coef + 1000 with ``anchor`` at 1000."""
+    index = {p: i for i, p in enumerate(players)}
+    rows, labels = [], []
+    for copy in (0, 1):
+        for a, b, winner in battles:
+            x = np.zeros(len(players))
+            x[index[a]], x[index[b]] = math.log(10), -math.log(10)
+            rows.append(x)
+            labels.append(1.0 if winner == "model_a" or (winner == "tie" and copy == 0) else 0.0)
+    x, y = np.array(rows), np.array(labels)
+    free = [i for i in range(len(players)) if players[i] != anchor]  # pin the anchor: the fit is shift-invariant
+    beta = np.zeros(len(free))
+    for _ in range(50):
+        p = expit(x[:, free] @ beta)
+        hessian = (x[:, free] * (p * (1 - p))[:, None]).T @ x[:, free]
+        beta -= np.linalg.solve(hessian, x[:, free].T @ (p - y))
+    elo = dict.fromkeys(players, 1000.0)
+    elo.update({players[i]: 1000 + 400 * b for i, b in zip(free, beta)})
+    return elo
+
+
+def test_bradley_terry_closed_form_matches_the_general_logistic_fit():
+    battles = ([("gpt-4-0314", "router", "model_b")] * 7 + [("router", "gpt-4-0314", "model_b")] * 4
+               + [("gpt-4-0314", "router", "tie")] * 3 + [("gpt-4-0314", "other", "model_a")] * 5
+               + [("other", "gpt-4-0314", "model_a")] * 2)
+    elo = fit_bradley_terry_elo(battles, ["gpt-4-0314", "router", "other"], anchor="gpt-4-0314")
+    win_rate = 100 / (1 + 10 ** ((elo["gpt-4-0314"] - elo["router"]) / 400))
+    assert win_rate == pytest.approx(metrics.bt_win_rate(7, 4, 3), abs=1e-8)  # (7 + 1.5) / 14
+    assert metrics.bt_win_rate(7, 4, 3) == pytest.approx(8.5 / 14 * 100)
+
+
+def test_arena_rejects_unknown_verdicts():
+    with pytest.raises(DataError, match="verdicts\\[0\\]"):
+        metrics.arena_hard_metrics(arena_records([[["A>>>B", "A=B"]]]), [0])
+
+
+# ------------------------------------------------------------------------------------------------ MT-Bench
+
+def test_mt_bench_drops_parse_failures_like_fastchat():
+    examples = [record(0, [7, 0], turn_scores=[[8, 6], [1, 1]], category="writing"),
+                record(1, [0, 1.5], turn_scores=[[1, 1], [-1, 4]], category="math"),
+                record(2, [9.5, 0], turn_scores=[[10, 9], [1, 1]], category="writing")]
+    result = metrics.mt_bench_metrics(examples, [0, 1, 0])
+    assert result["turn1"] == pytest.approx(9.0)  # (8 + 10) / 2, the -1 dropped
+    assert result["turn2"] == pytest.approx(19 / 3)
+    assert result["mean_score"] == pytest.approx(37 / 5)  # mean over all five remaining turn scores
+    assert result["mean_of_turns"] == pytest.approx((9 + 19 / 3) / 2)
+    assert result["per_category"] == pytest.approx({"math": 4.0, "writing": 8.25})
+    assert result["parse_failures_dropped"] == 1
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+
+def accuracy_records():
+    return [record(i, s) for i, s in enumerate([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [1, 1]])]
+
+
+def test_evaluate_reference_points_and_ratios():
+    result = metrics.evaluate("GSM8k", accuracy_records(), [0, 1, 1, 1, 1, 0], candidate_names=["a", "b"])
+    assert result["score"] == result["accuracy"] == pytest.approx(400 / 6)
+    assert result["fixed_scores"] == pytest.approx([400 / 6, 300 / 6])
+    assert result["best_fixed"] == pytest.approx(400 / 6)
+    assert result["oracle"] == pytest.approx(500 / 6)
+    assert result["random"] == pytest.approx(350 / 6)  # exact expectation: the mean of the fixed scores
+    assert result["gap_closed"] == pytest.approx(0.0)
+    assert result["over_random"] == pytest.approx((400 - 350) / (500 - 350))
+    assert result["route_share"] == pytest.approx({"a": 2 / 6, "b": 4 / 6})
+    assert result["best_pick_rate"] == pytest.approx(5 / 6)  # query 5 picks b (0) where a scores 1
+
+
+def test_evaluate_ratios_are_none_when_the_oracle_equals_best_fixed():
+    examples = [record(i, [1, 0]) for i in range(3)]
+    result = metrics.evaluate("MBPP", examples, [0, 1, 0])
+    assert result["gap_closed"] is None and result["route_share"] == pytest.approx({"0": 2 / 3, "1": 1 / 3})
+    assert result["over_random"] == pytest.approx((200 / 3 - 50) / (100 - 50))
+
+
+def test_evaluate_random_is_the_mean_of_seeded_draws_for_a_nonlinear_headline():
+    examples = arena_records([[["B>>A", "A>B"], ["A>>B", "B>A"]], [["A=B", "A=B"], ["B>A", "A>>B"]],
+                              [["A>B", "B>A"], ["B>>A", "A=B"]]])
+    result = metrics.evaluate("ArenaHard", examples, [0, 1, 0])
+    rng = np.random.default_rng(metrics.RANDOM_SEED)
+    draws = [metrics.arena_hard_metrics(examples, rng.integers(0, 2, 3))["win_rate"]
+             for _ in range(metrics.RANDOM_DRAWS)]
+    assert result["random"] == pytest.approx(np.mean(draws))
+    assert result["score"] == result["win_rate"]
+
+
+def test_evaluate_rejects_bad_inputs():
+    with pytest.raises(DataError, match="Unknown benchmark"):
+        metrics.evaluate("GSM8K", accuracy_records(), [0] * 6)
+    with pytest.raises(DataError, match="choices"):
+        metrics.evaluate("GSM8k", accuracy_records(), [0, 2, 0, 0, 0, 0])
+    with pytest.raises(DataError, match="candidate_names"):
+        metrics.evaluate("GSM8k", accuracy_records(), [0] * 6, candidate_names=["a"])
+
+
+def test_summarize_and_format_table():
+    gsm = metrics.evaluate("GSM8k", accuracy_records(), [0, 1, 1, 1, 1, 0])
+    mbpp = metrics.evaluate("MBPP", [record(i, [1, 0]) for i in range(3)], [0, 1, 0])
+    summary = metrics.summarize({"MBPP": mbpp, "GSM8k": gsm})
+    assert summary["mean_gap_closed"] == pytest.approx(0.0)  # MBPP's None is skipped
+    assert summary["mean_over_random"] == pytest.approx(((50 / 150) + (50 / 3) / 50) / 2)
+    table = metrics.format_table({"router": summary, "gsm only": metrics.summarize({"GSM8k": gsm})})
+    assert table == ("| run | GSM8k | MBPP | mean gap_closed | mean over_random |\n"
+                     "|---|---|---|---|---|\n"
+                     "| router | 66.67 | 66.67 | 0.000 | 0.333 |\n"
+                     "| gsm only | 66.67 | – | 0.000 | 0.333 |\n")
+
+
+# ------------------------------------------------------------------------------------------------ real data
+
+@needs_data
+def test_raw_win_rate_matches_the_official_leaderboard():
+    from data import load_benchmark
+
+    examples = load_benchmark("AlpacaEval", DATA_DIR, ["Llama-3.1-8B-Instruct", "Yi-1.5-34B-Chat"])
+    llama = metrics.alpaca_eval_metrics(examples, np.zeros(805, dtype=int))
+    # Llama-3.1-8B-Instruct's own row of its leaderboard.csv
+    assert llama["win_rate"] == pytest.approx(28.067146479939176, abs=1e-9)
+    assert llama["standard_error"] == pytest.approx(1.3096785681859413, abs=1e-9)
+    assert (llama["n_wins"], llama["n_wins_base"], llama["n_draws"]) == (211, 592, 2)
+    assert llama["discrete_win_rate"] == pytest.approx(26.335403726708073)
+    assert round(llama["avg_length"]) == 2184
+
+
+@needs_data
+def test_offline_lc_is_close_to_the_official_values():
+    root = DATA_DIR / "test" / "AlpacaEval"
+    table = alpaca_lc.read_annotations(root)
+    official = alpaca_lc.official_leaderboard_lc(root, table)
+    difficulty = alpaca_lc.difficulty_from_table(table, "test")
+    features = alpaca_lc.length_feature(table.reference_lengths, table.output_lengths)
+    errors = [alpaca_lc.fit_model_glm(table.labels[m], features[m], difficulty.values)
+              .length_controlled_win_rate(difficulty.values) - official[model]
+              for m, model in enumerate(table.models) if model in official]
+    assert len(errors) == 16
+    assert np.abs(errors).mean() < 1.0 and np.abs(errors).max() < 1.5
