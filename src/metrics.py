@@ -17,8 +17,9 @@ Conventions (checked against the official code, read with the search tool):
   candidates' own annotations in the records (``"offline_glm_candidates"``).
 * ArenaHard (arena-hard-auto v0.1 ``show_result.py``): each game becomes battles against gpt-4-0314; in
   game 1 the baseline is A and the candidate B, in game 2 the reverse. A strong verdict (``>>``) counts 3
-  battles, a weak one 1, a tie 1 tie. A game without a verdict (None) yields no battle: the official code
-  gives it weight 0. Ratings come from a Bradley-Terry logistic fit (scale 400, base 10, the baseline
+  battles, a weak one 1, a tie 1 tie. A game without a verdict (None) counts as a strong win for the
+  baseline (3 battles lost), as this project's specification sets; arena-hard-auto v0.1's code gives such a
+  game weight 0 instead (9 of the released games). Ratings come from a Bradley-Terry logistic fit (scale 400, base 10, the baseline
   anchored at 1000, ties counted as half a win each way); with two players the maximum-likelihood rating
   gap gives exactly the router's share of battle points, ``(wins + ties / 2) / battles``, so
   ``win_rate = 100 / (1 + 10 ** ((1000 - elo) / 400))`` equals that share. ``ci95`` follows the official
