@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Reference routers on the test benchmarks: the oracle, each candidate alone (fixed), and random choice
+# (three seeds). Each run writes its predictions, metrics.json and results.md under OUTPUT_ROOT; at the end
+# one combined table is printed and written to OUTPUT_ROOT/results.md.
+#
+# Usage: bash baselines.sh          (edit the variables below first; uses `python` from your PATH)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# ---- edit these ---------------------------------------------------------------------------------
+DATA_DIR="${DATA_DIR:-$( [ -d data ] && echo data || echo compressed_data )}"
+CANDIDATES=(Yi-1.5-34B-Chat internlm2_5-20b-chat Phi-3-medium-4k-instruct Llama-3.1-8B-Instruct Qwen2.5-Coder-7B-Instruct)
+OUTPUT_ROOT="${OUTPUT_ROOT:-output/baselines}"
+TEST_DATASETS="${TEST_DATASETS:-AlpacaEval,ArenaHard,MT-Bench,GSM8k,MATH,HumanEval,MBPP}"
+RANDOM_SEEDS=(0 1 2)
+# --------------------------------------------------------------------------------------------------
+
+CANDIDATE_LIST=$(IFS=,; echo "[${CANDIDATES[*]}]")
+RUN_DIRS=()
+
+evaluate() {  # evaluate RUN_DIR ROUTER_ARGS...
+    local run_dir="$1"; shift
+    echo "== ${run_dir}" >&2
+    python src/eval_baseline.py --data_dir "$DATA_DIR" --candidate_llms "$CANDIDATE_LIST" \
+        --test_datasets "$TEST_DATASETS" --output_dir "$run_dir" "$@" >/dev/null
+    RUN_DIRS+=("$run_dir")
+}
+
+evaluate "$OUTPUT_ROOT/oracle" --router_type oracle
+for index in "${!CANDIDATES[@]}"; do
+    evaluate "$OUTPUT_ROOT/fixed_${index}" --router_type fixed --target_index "$index" \
+        --run_name "fixed: ${CANDIDATES[$index]}"
+done
+for seed in "${RANDOM_SEEDS[@]}"; do
+    evaluate "$OUTPUT_ROOT/random_seed${seed}" --router_type random --seed "$seed" --run_name "random (seed ${seed})"
+done
+
+python - "$OUTPUT_ROOT" "${RUN_DIRS[@]}" <<'EOF'
+import sys
+from pathlib import Path
+
+sys.path.insert(0, "src")
+from eval_baseline import combine_results
+from utils.io import atomic_write_text
+
+table = combine_results(sys.argv[2:])
+atomic_write_text(Path(sys.argv[1]) / "results.md", table)
+print(table, end="")
+EOF
