@@ -1,0 +1,94 @@
+"""Score candidate responses for the routers (Fire entry point).
+
+    python src/compute_rewards.py --scorer unit_tests|math_answer|reward_model --data_dir <set> \\
+        --llms LLM1,LLM2 [--response_dir responses] [--score_dir responses] \\
+        [--model_path RM (reward_model)] [--batch_size 8 (reward_model)] [--max_length 4096 (reward_model)] \\
+        [--num_workers N (unit_tests)] [--test_time_s 5 (unit_tests)] [--memory_mb 1024 (unit_tests)]
+
+Reads ``<set>/instructions.jsonl`` and ``<set>/<response_dir>/<llm>.jsonl`` (prompt_id, response, ...)
+and writes ``<set>/<score_dir>/<llm>.jsonl``: each response record with the scorer's fields added
+(``score`` among them), which ``data.load_train_set(set, llms, score_dir)`` reads. With the default
+folders the responses file is rewritten in place, with its scores. Progress is kept in
+``<set>/<score_dir>/.<llm>.<scorer>.partial.jsonl`` so an interrupted run resumes; the final file is
+written atomically and the progress file removed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fire
+from tqdm import tqdm
+
+from rewards import SCORERS, build_scorer
+from utils.generation import ResumableJsonl, read_instructions
+from utils.io import DataError, read_jsonl, write_jsonl
+
+CHUNK = 64  # responses scored between two progress writes
+
+
+def _scorer_options(scorer: str, model_path, batch_size, max_length, num_workers, test_time_s, memory_mb):
+    if scorer == "reward_model":
+        if model_path is None:
+            raise ValueError("--scorer reward_model needs --model_path (a Hugging Face sequence-classification "
+                             "reward model folder or hub id).")
+        return {"model_path": model_path, "batch_size": batch_size, "max_length": max_length}
+    if scorer == "unit_tests":
+        from rewards.sandbox import SandboxLimits
+        return {"limits": SandboxLimits(test_time_s=test_time_s, memory_mb=memory_mb), "num_workers": num_workers}
+    return {}
+
+
+def _read_responses(path: Path, instructions: dict[str, dict]) -> list[dict]:
+    rows = read_jsonl(path)
+    for lineno, row in enumerate(rows, 1):
+        if row.get("prompt_id") not in instructions:
+            raise DataError(f"{path}, line {lineno}: field 'prompt_id' ({row.get('prompt_id')!r}) is not in "
+                            f"instructions.jsonl. Remove the line or add the query.")
+        if not isinstance(row.get("response"), str):
+            raise DataError(f"{path}, line {lineno}, prompt_id {row['prompt_id']!r}: field 'response' is "
+                            f"missing or not a string. Regenerate the response.")
+    return rows
+
+
+def score_candidate(scorer, name: str, set_dir: Path, llm: str, instructions: dict[str, dict],
+                    response_dir: str, score_dir: str) -> dict:
+    """Score one candidate's responses; returns its summary (scored, mean_score, errors)."""
+    responses = _read_responses(set_dir / response_dir / f"{llm}.jsonl", instructions)
+    target = set_dir / score_dir / f"{llm}.jsonl"
+    progress_path = target.with_name(f".{llm}.{name}.partial.jsonl")
+    with ResumableJsonl(progress_path) as progress:
+        pending = [row for row in responses if row["prompt_id"] not in progress.done_ids]
+        with tqdm(total=len(responses), initial=len(responses) - len(pending), unit="response", desc=llm) as bar:
+            for first in range(0, len(pending), CHUNK):
+                chunk = pending[first:first + CHUNK]
+                fields = scorer.score([instructions[row["prompt_id"]] for row in chunk],
+                                      [row["response"] for row in chunk])
+                progress.append([{**row, **extra} for row, extra in zip(chunk, fields)])
+                bar.update(len(chunk))
+    scored = {row["prompt_id"]: row for row in read_jsonl(progress_path)}
+    rows = [scored[row["prompt_id"]] for row in responses]
+    write_jsonl(target, rows)
+    progress_path.unlink()
+    scores = [row["score"] for row in rows]
+    return {"scored": len(rows), "mean_score": round(sum(scores) / len(scores), 4) if scores else None,
+            "errors": sum(1 for row in rows if row.get("error"))}
+
+
+def main(scorer: str, data_dir: str, llms, response_dir: str = "responses", score_dir: str = "responses",
+         model_path: str | None = None, batch_size: int = 8, max_length: int = 4096,
+         num_workers: int | None = None, test_time_s: float = 5.0, memory_mb: int = 1024) -> None:
+    if scorer not in SCORERS:
+        raise ValueError(f"--scorer must be one of {SCORERS}, got {scorer!r}.")
+    llms = [name for name in llms.split(",") if name] if isinstance(llms, str) else list(llms)
+    set_dir = Path(data_dir)
+    instructions = {row["prompt_id"]: row for row in read_instructions(set_dir / "instructions.jsonl")}
+    scorer_ = build_scorer(scorer, **_scorer_options(scorer, model_path, batch_size, max_length, num_workers,
+                                                     test_time_s, memory_mb))
+    summary = {llm: score_candidate(scorer_, scorer, set_dir, llm, instructions, response_dir, score_dir)
+               for llm in llms}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    fire.Fire(main)
