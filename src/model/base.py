@@ -1,0 +1,167 @@
+"""What every router model shares: a configuration that describes the router, and a PreTrainedModel base.
+
+A router model is a Hugging Face ``PreTrainedModel`` that wraps a backbone (``self.backbone``) and adds a
+small routing head, so Trainer's checkpointing, ``load_best_model_at_end``, ``resume_from_checkpoint``,
+DeepSpeed and gradient checkpointing work unchanged, and tied backbone weights (e.g. SmolLM2's LM head)
+are saved once. A saved router folder holds:
+
+    config.json          RouterModelConfig: the backbone's config plus every field below
+    model.safetensors    the weights
+    router_config.json   a plain description: stage, backbone, candidates, normalisation, the added
+                         candidate tokens and the input lengths (``load_router_model`` reads it)
+    tokenizer files      the tokenizer, with the added candidate tokens
+
+Every forward returns ``RouterOutput(routing_logits [B, k], lm_loss)``; higher logit = better candidate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from model.backbones import resolve_backbone
+from utils.io import write_json
+
+ROUTER_CONFIG_NAME = "router_config.json"
+
+# Fields of RouterModelConfig copied into router_config.json (when set).
+DESCRIPTION_FIELDS = (
+    "stage", "backbone_name_or_path", "candidate_llms", "score_normalization", "candidate_tokens",
+    "candidate_token_ids", "model_id_type", "max_prompt_length", "max_response_length", "mask_length",
+    "response_truncation_side", "pooling",
+)
+
+
+class RouterModelConfig(PreTrainedConfig):
+    """The backbone's configuration plus what the router needs to rebuild its inputs at routing time.
+
+    stage                     mask_concat | causal | sc | gt_responses
+    candidate_llms            the k candidates, in output order
+    candidate_tokens/_ids     the k added tokens: mask tokens (mask_concat) or model-ID tokens (causal)
+    max_prompt_length         prompt tokens kept (the text between the template's special tokens)
+    max_response_length       response tokens kept (causal, gt_responses)
+    mask_length               slots per candidate block (mask_concat)
+    """
+
+    model_type = "lookahead_router"
+    sub_configs = {"backbone_config": AutoConfig}
+
+    def __init__(self, backbone_config=None, stage: str | None = None, backbone_name_or_path: str | None = None,
+                 candidate_llms: list[str] | None = None, head_dropout: float = 0.1, pooling: str | None = None,
+                 candidate_tokens: list[str] | None = None, candidate_token_ids: list[int] | None = None,
+                 model_id_type: str | None = None, score_normalization: str | None = None,
+                 max_prompt_length: int | None = None, max_response_length: int | None = None,
+                 mask_length: int | None = None, response_truncation_side: str | None = None, **kwargs):
+        if isinstance(backbone_config, dict):
+            backbone_config = CONFIG_MAPPING[backbone_config["model_type"]](**backbone_config)
+        self.backbone_config = backbone_config
+        self.stage = stage
+        self.backbone_name_or_path = backbone_name_or_path
+        self.candidate_llms = list(candidate_llms or [])
+        self.head_dropout = head_dropout
+        self.pooling = pooling
+        self.candidate_tokens = list(candidate_tokens or [])
+        self.candidate_token_ids = list(candidate_token_ids or [])
+        self.model_id_type = model_id_type
+        self.score_normalization = score_normalization
+        self.max_prompt_length = max_prompt_length
+        self.max_response_length = max_response_length
+        self.mask_length = mask_length
+        self.response_truncation_side = response_truncation_side
+        super().__init__(**kwargs)
+
+    @property
+    def num_candidates(self) -> int:
+        return len(self.candidate_llms)
+
+    def router_description(self) -> dict:
+        """The content of router_config.json: every set field of ``DESCRIPTION_FIELDS``."""
+        values = {name: getattr(self, name) for name in DESCRIPTION_FIELDS}
+        return {name: value for name, value in values.items() if value not in (None, [])}
+
+
+@dataclass
+class RouterOutput(ModelOutput):
+    """routing_logits [B, k]; lm_loss: the auxiliary (masked or next-token) LM loss when labels were given."""
+
+    routing_logits: torch.Tensor | None = None
+    lm_loss: torch.Tensor | None = None
+
+
+class RouterModel(PreTrainedModel):
+    """Base of the router models: a ``backbone`` built with ``backbone_auto_class`` plus a routing head.
+
+    Subclasses set ``backbone_auto_class``, build their head in ``__init__`` (after calling this one) and end
+    with ``self.post_init()``. Build a fresh router from pretrained backbone weights with ``from_backbone``;
+    reload a trained one with ``from_pretrained`` (or ``model.load_router_model``).
+    """
+
+    config_class = RouterModelConfig
+    base_model_prefix = "router"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    backbone_auto_class: type = None
+
+    def __init__(self, config: RouterModelConfig, backbone: PreTrainedModel | None = None):
+        super().__init__(config)
+        if backbone is None:
+            backbone = self.backbone_auto_class.from_config(config.backbone_config)
+        self.backbone = backbone
+        self.dropout = nn.Dropout(config.head_dropout)
+
+    @classmethod
+    def from_backbone(cls, config: RouterModelConfig, attn_implementation: str | None = None) -> "RouterModel":
+        """A new router whose backbone holds the pretrained weights of ``config.backbone_name_or_path``."""
+        kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        backbone = cls.backbone_auto_class.from_pretrained(
+            resolve_backbone(config.backbone_name_or_path), dtype=torch.float32, **kwargs)
+        config.backbone_config = backbone.config
+        return cls(config, backbone=backbone)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Initialise the router's own layers (the backbone's layers use the backbone's initialiser)."""
+        if isinstance(module, nn.Linear):
+            std = getattr(self.config.backbone_config, "initializer_range", 0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.get_input_embeddings()
+
+    def add_candidate_tokens(self, token_ids: list[int], init_from: list[int] | None) -> None:
+        """Grow the vocabulary to cover the newly added ``token_ids`` (the last rows of the tokenizer).
+
+        Their input (and untied output) embeddings copy the rows ``init_from`` (one source row per new
+        token), or the mean of all existing rows when ``init_from`` is None.
+        """
+        old_size = self.get_input_embeddings().weight.shape[0]
+        new_size = max(old_size, max(token_ids) + 1)
+        if new_size != old_size:
+            self.backbone.resize_token_embeddings(new_size, mean_resizing=False)
+            self.config.backbone_config.vocab_size = new_size
+        with torch.no_grad():
+            matrices = [self.backbone.get_input_embeddings().weight]
+            output = self.backbone.get_output_embeddings()
+            if output is not None and output.weight is not matrices[0]:
+                matrices.append(output.weight)
+            for weight in matrices:
+                if init_from is None:
+                    keep = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+                    keep[token_ids] = False
+                    sources = weight[keep].mean(dim=0, keepdim=True).expand(len(token_ids), -1)
+                else:
+                    sources = weight[init_from]
+                weight[token_ids] = sources.clone()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained`` plus router_config.json (on the main process)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_json(Path(save_directory) / ROUTER_CONFIG_NAME, self.config.router_description())

@@ -1,0 +1,60 @@
+"""Lookahead-MLM: an encoder reads the prompt next to k blocks of per-candidate mask slots.
+
+Input layout (one sequence per query; built by ``trainers.collators.MaskConcatCollator``)::
+
+    [CLS] prompt [SEP] | m_1 .. m_1 [SEP] | m_2 .. m_2 [SEP] | ... | m_k .. m_k [SEP]
+    positions 0 .. n+1 | n+2 .. n+2+L      | n+2 .. n+2+L      | ... (every block restarts at n+2)
+
+``m_i`` is candidate i's own mask token and each block holds ``mask_length`` (L) slots. Because every block
+starts at the same position, the k blocks look the same to the encoder except for their mask token. At
+routing time every slot is a mask token; in training a slot holds candidate i's response token and the
+masked ones are predicted by the MLM head ("foreseeing" the response). The routing head reads [CLS].
+
+Works with BERT-family encoders (absolute position embeddings, ``position_ids`` passed explicitly) and
+ModernBERT (rotary positions from ``position_ids``; its local-attention layers see a window of token
+indices, so with long inputs a block attends only to nearby blocks in those layers).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModelForMaskedLM
+
+from model.base import RouterModel, RouterModelConfig, RouterOutput
+
+
+class LookaheadMLM(RouterModel):
+    backbone_auto_class = AutoModelForMaskedLM
+
+    def __init__(self, config: RouterModelConfig, backbone=None):
+        super().__init__(config, backbone)
+        if not any(hasattr(self.backbone, name) for name in ("cls", "lm_head", "decoder")):
+            raise ValueError(f"Lookahead-MLM does not know the masked-LM head of {type(self.backbone).__name__}; "
+                             f"use a BERT-family or ModernBERT encoder.")
+        self.routing_head = nn.Linear(config.backbone_config.hidden_size, config.num_candidates)
+        self.post_init()
+
+    def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits for the hidden states ``hidden [N, d]`` (only the positions to predict)."""
+        if hasattr(self.backbone, "cls"):  # BERT, DeBERTa-v2
+            return self.backbone.cls(hidden)
+        if hasattr(self.backbone, "lm_head"):  # RoBERTa, XLM-R
+            return self.backbone.lm_head(hidden)
+        return self.backbone.decoder(self.backbone.head(hidden))  # ModernBERT
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                mlm_labels: torch.Tensor | None = None) -> RouterOutput:
+        """input_ids/attention_mask/position_ids [B, T]; mlm_labels [B, T]: the token to predict, -100 elsewhere.
+
+        The MLM head runs only on the labelled positions; ``lm_loss`` is their mean cross-entropy.
+        """
+        hidden = self.backbone.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                                          position_ids=position_ids).last_hidden_state
+        routing_logits = self.routing_head(self.dropout(hidden[:, 0]))
+        lm_loss = None
+        if mlm_labels is not None:
+            predicted = mlm_labels != -100
+            token_logits = self.masked_lm_logits(hidden[predicted])
+            lm_loss = F.cross_entropy(token_logits.float(), mlm_labels[predicted])
+        return RouterOutput(routing_logits=routing_logits, lm_loss=lm_loss)

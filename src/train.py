@@ -1,0 +1,236 @@
+"""Train a router, keep its best checkpoint on the validation set, and route the test benchmarks.
+
+    python src/train.py <stage> [--flags]      stage: mask_concat | causal | sc | gt_responses
+
+Flags: the stage's config (``trainers.STAGES``; ``python src/train.py <stage> --help``), which includes every
+``TrainingArguments`` flag (--learning_rate, --num_train_epochs, --per_device_train_batch_size, --eval_steps,
+--save_steps, --bf16, --deepspeed, --gradient_checkpointing, --seed, ...).
+
+* Data: the "train" split of every --train_datasets set (queries not in its eval_ids.json) is the training
+  pool, the "eval" split is the validation set (``eval_reward`` every --eval_steps; the best checkpoint is
+  kept and loaded at the end).
+* --do_train (default on): train and save the router in --output_dir; with --do_train False the router
+  already saved there is loaded instead.
+* --do_predict (default on): route every --test_datasets benchmark and write, in --output_dir,
+  ``test_predictions/<benchmark>.json`` (list of {prompt_id, router_scores [k], choice}), ``metrics.json``
+  (``metrics.summarize`` of ``metrics.evaluate`` per benchmark) and ``results.md`` (``metrics.format_table``,
+  also printed).
+* --cross_fit_folds K: K routers in ``fold_<f>/``; router f trains on the training pool plus the benchmark
+  records outside fold f and routes the records in fold f (``data.cross_fit``); the merged predictions
+  are scored on the full benchmarks.
+* --resume_from_checkpoint PATH, or ``last-checkpoint`` for the latest checkpoint in the output folder
+  (per fold with cross-fitting; folds whose predictions are written are kept as they are).
+
+Everything this script writes is written atomically; the log also goes to ``<output_dir>/train.log``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import transformers
+from transformers import HfArgumentParser, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+import metrics
+from data import load_benchmark, load_train_set
+from data.cross_fit import cross_fit_pools
+from model import load_router_model
+from trainers import STAGES, RouterConfig, RouterTrainer
+from utils.io import atomic_write_text, read_json, write_json
+
+logger = logging.getLogger("lookahead")
+LAST_CHECKPOINT = "last-checkpoint"
+
+
+class LogToFile(TrainerCallback):
+    """Send the Trainer's log dictionaries (loss, eval_reward, ...) to the ``lookahead`` logger."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            logger.info("step %d: %s", state.global_step, json.dumps(logs))
+
+
+def parse_args(argv: list[str]) -> tuple[str, RouterConfig]:
+    usage = f"usage: python src/train.py {{{','.join(STAGES)}}} [--flags]   (--help after the stage lists them)"
+    if not argv or argv[0] not in STAGES:
+        raise SystemExit(usage)
+    config_class = STAGES[argv[0]][0]
+    try:
+        (args,) = HfArgumentParser(config_class).parse_args_into_dataclasses(argv[1:])
+    except ModuleNotFoundError as error:  # a flag whose optional package is missing
+        raise SystemExit(f"error: {error}") from None
+    return argv[0], args
+
+
+def setup_logging(args: RouterConfig) -> None:
+    """INFO to stderr and to <output_dir>/train.log (main process), transformers at --log_level.
+
+    Calling it again (another run in the same process) replaces the handlers of the previous call."""
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        logging.getLogger("transformers").removeHandler(handler)  # no-op for handlers it does not hold
+        handler.close()
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if args.should_log:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(Path(args.output_dir) / "train.log", encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO if args.should_log else logging.WARNING)
+    logger.propagate = False
+    transformers.utils.logging.set_verbosity(args.get_process_log_level())
+    if len(handlers) > 1:
+        transformers.utils.logging.add_handler(handlers[1])
+
+
+def subsample(records: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """At most ``limit`` records, a seeded random subset kept in input order."""
+    if limit is None or limit >= len(records):
+        return records
+    keep = sorted(random.Random(seed).sample(range(len(records)), limit))
+    return [records[i] for i in keep]
+
+
+def training_split(args: RouterConfig, split: str) -> list[dict]:
+    """The ``split`` ("train" or "eval") records of every --train_datasets set."""
+    records = []
+    for name in args.train_datasets:
+        set_dir = Path(name) if Path(name).is_absolute() else Path(args.data_dir) / "train" / name
+        records += load_train_set(set_dir, args.candidate_llms, score_dir=args.score_dir, split=split)
+    return records
+
+
+def resume_point(args: RouterConfig, output_dir: str) -> str | None:
+    """The checkpoint to resume from in ``output_dir`` (``last-checkpoint``: its latest one, if any)."""
+    value = args.resume_from_checkpoint
+    if value != LAST_CHECKPOINT:
+        return value
+    last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    if last:
+        logger.info("resuming from %s", last)
+    else:
+        logger.info("no checkpoint in %s: starting afresh", output_dir)
+    return last
+
+
+def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_records: list[dict],
+               eval_records: list[dict]) -> RouterTrainer:
+    """Train (or, with --do_train False, load) the router of ``args.output_dir``."""
+    if not args.do_train:
+        model, tokenizer = load_router_model(args.output_dir)
+        return trainer_class(args, eval_dataset=eval_records, model=model, processing_class=tokenizer)
+    train_records = subsample(train_records, args.max_train_samples, args.seed)
+    logger.info("training on %d queries, validating on %d, in %s", len(train_records), len(eval_records),
+                args.output_dir)
+    trainer = trainer_class(args, train_dataset=train_records, eval_dataset=eval_records,
+                            callbacks=[LogToFile()])
+    result = trainer.train(resume_from_checkpoint=resume_point(args, args.output_dir))
+    trainer.save_model(args.output_dir)
+    if trainer.is_world_process_zero():
+        write_json(Path(args.output_dir) / "train_metrics.json", {
+            **result.metrics, "best_metric": trainer.state.best_metric,
+            "best_model_checkpoint": trainer.state.best_model_checkpoint})
+    return trainer
+
+
+def prediction_rows(records: list[dict], logits: np.ndarray) -> list[dict]:
+    return [{"prompt_id": record["prompt_id"], "router_scores": [float(x) for x in row],
+             "choice": int(np.argmax(row))} for record, row in zip(records, logits)]
+
+
+def write_predictions(output_dir: str, benchmark: str, rows: list[dict]) -> None:
+    write_json(Path(output_dir) / "test_predictions" / f"{benchmark}.json", rows)
+
+
+def report(args: RouterConfig, benchmarks: dict[str, list[dict]], predictions: dict[str, list[dict]]) -> None:
+    """metrics.json and results.md in --output_dir from the full-benchmark predictions; prints the table."""
+    per_benchmark = {}
+    for name, records in benchmarks.items():
+        choices = [row["choice"] for row in predictions[name]]
+        per_benchmark[name] = metrics.evaluate(name, records, choices, candidate_names=args.candidate_llms)
+    summary = metrics.summarize(per_benchmark)
+    run_name = args.run_name if args.run_name and args.run_name != args.output_dir else Path(args.output_dir).name
+    table = metrics.format_table({run_name: summary})
+    write_json(Path(args.output_dir) / "metrics.json", summary)
+    atomic_write_text(Path(args.output_dir) / "results.md", table + "\n")
+    print(table)
+
+
+def run_single(trainer_class: type[RouterTrainer], args: RouterConfig) -> None:
+    eval_records = subsample(training_split(args, "eval"), args.max_eval_samples, args.seed)
+    trainer = fit_router(trainer_class, args, training_split(args, "train") if args.do_train else [], eval_records)
+    if not args.do_predict:
+        return
+    benchmarks = {name: load_benchmark(name, args.data_dir, args.candidate_llms) for name in args.test_datasets}
+    predictions = {}
+    for name, records in benchmarks.items():
+        predictions[name] = prediction_rows(records, trainer.route(records))
+        if trainer.is_world_process_zero():
+            write_predictions(args.output_dir, name, predictions[name])
+    if trainer.is_world_process_zero():
+        report(args, benchmarks, predictions)
+
+
+def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> None:
+    """One router per fold; each routes its own fold of every benchmark."""
+    if args.resume_from_checkpoint not in (None, LAST_CHECKPOINT):
+        raise SystemExit(f"error: with --cross_fit_folds use --resume_from_checkpoint {LAST_CHECKPOINT} "
+                         f"(each fold resumes from its own folder).")
+    folds = args.cross_fit_folds
+    benchmarks = {name: load_benchmark(name, args.data_dir, args.candidate_llms) for name in args.test_datasets}
+    train_records = training_split(args, "train") if args.do_train else []
+    eval_records = subsample(training_split(args, "eval"), args.max_eval_samples, args.seed)
+    by_id = {name: {} for name in benchmarks}
+    for fold in range(folds):
+        fold_args = copy.deepcopy(args)
+        fold_args.output_dir = str(Path(args.output_dir) / f"fold_{fold}")
+        pool, in_fold = cross_fit_pools(train_records, benchmarks, fold, folds)
+        files = {name: Path(fold_args.output_dir) / "test_predictions" / f"{name}.json" for name in benchmarks}
+        if args.resume_from_checkpoint == LAST_CHECKPOINT and all(path.exists() for path in files.values()):
+            logger.info("fold %d: predictions already written, kept", fold)
+            fold_rows = {name: read_json(path) for name, path in files.items()}
+        else:
+            logger.info("fold %d/%d: %d training queries (%d from the benchmarks)", fold + 1, folds,
+                        len(pool), len(pool) - len(train_records))
+            trainer = fit_router(trainer_class, fold_args, pool, eval_records)
+            if not args.do_predict:
+                continue
+            fold_rows = {name: prediction_rows(records, trainer.route(records)) if records else []
+                         for name, records in in_fold.items()}
+            if trainer.is_world_process_zero():
+                for name, rows in fold_rows.items():
+                    write_predictions(fold_args.output_dir, name, rows)
+        for name, rows in fold_rows.items():
+            by_id[name].update({row["prompt_id"]: row for row in rows})
+    if not args.do_predict or not args.should_save:
+        return
+    predictions = {name: [by_id[name][record["prompt_id"]] for record in records]
+                   for name, records in benchmarks.items()}
+    for name, rows in predictions.items():
+        write_predictions(args.output_dir, name, rows)
+    report(args, benchmarks, predictions)
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage, args = parse_args(sys.argv[1:] if argv is None else argv)
+    setup_logging(args)
+    logger.info("python src/train.py %s", " ".join(sys.argv[1:] if argv is None else argv))
+    if args.should_save:
+        write_json(Path(args.output_dir) / "run_args.json", {"stage": stage, **json.loads(args.to_json_string())})
+    trainer_class = STAGES[stage][1]
+    if args.cross_fit_folds:
+        run_cross_fit(trainer_class, args)
+    else:
+        run_single(trainer_class, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""What every router trainer shares: ``RouterConfig`` (TrainingArguments + router fields) and ``RouterTrainer``.
+
+A stage = one config dataclass + one Trainer subclass (``trainers/<stage>.py``). The subclass names its model
+class and collator and overrides only the hooks it needs (``compute_loss`` for an auxiliary loss or input
+masking). The base handles the rest:
+
+* scores: each record's scores are min-max scaled per source (a source = ``record["source"]``; min and max
+  over all of that source's training-pool scores), then, inside the loss, per query by
+  ``--score_normalization``;
+* ``compute_loss`` = routing loss (``--routing_loss``) on the router's k logits; metrics are gathered per
+  step and averaged in ``log``;
+* evaluation reports ``eval_reward`` = mean (per-source min-max scaled) score of the candidate with the
+  highest logit on the validation set, and ``eval_best_pick_rate`` (share of queries where it is a best one);
+* ``route(records)`` -> the router's logits [n, k] (the routing-time layout: no responses are read, except
+  by gt_responses).
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, EvalPrediction, Trainer, TrainingArguments
+from transformers.trainer_utils import enable_full_determinism, set_seed
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+from data import BENCHMARKS, PAPER_CANDIDATES
+from model import RouterModel, RouterModelConfig
+from model.backbones import resolve_backbone
+from trainers.collators import RoutingCollator
+from trainers.losses import ROUTING_LOSSES, SCORE_NORMALIZATIONS, normalize_scores, routing_loss
+from utils.io import DataError
+
+
+def is_encoder(backbone_config) -> bool:
+    """True for bidirectional encoders (models with a masked-LM head), False for decoders."""
+    return backbone_config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+@dataclass
+class RouterConfig(TrainingArguments):
+    """Options shared by every router stage.
+
+    Defaults that differ from ``TrainingArguments``: eval_strategy and save_strategy "steps" with
+    eval_steps = save_steps = 0.1 (ten evaluations per run), load_best_model_at_end=True on
+    metric_for_best_model="eval_reward" (greater is better), save_total_limit=2, logging_steps=10,
+    remove_unused_columns=False, label_names=["scores"], do_train=True, do_predict=True.
+    With --eval_strategy no there is no best checkpoint: load_best_model_at_end is turned off.
+    """
+
+    backbone_name_or_path: str = field(default="packaged:all-minilm-l6-v2", metadata={
+        "help": "Backbone: a local HF folder, a hub id, or packaged:all-minilm-l6-v2 / "
+                "packaged:smollm2-135m-instruct."})
+    candidate_llms: list[str] = field(default_factory=lambda: list(PAPER_CANDIDATES), metadata={
+        "help": "The k candidate LLMs, in output order."})
+    data_dir: str = field(default="data", metadata={"help": "Folder holding train/ and test/ (the paper's data)."})
+    train_datasets: list[str] = field(default_factory=lambda: ["SelfOSSInstructSC2_filtered2"], metadata={
+        "help": "Training sets: folder names under <data_dir>/train, or absolute folders."})
+    score_dir: str = field(default="responses", metadata={"help": "Sub-folder of a training set with the scores."})
+    test_datasets: list[str] = field(default_factory=lambda: list(BENCHMARKS), metadata={
+        "help": "Benchmarks routed by --do_predict."})
+    cross_fit_folds: int = field(default=0, metadata={
+        "help": "K > 1: train K routers, each on the training sets plus the test records outside its fold, and "
+                "route each fold's test records with its own router (0 = off)."})
+    max_train_samples: int | None = field(default=None, metadata={
+        "help": "Use a random subset of this many training queries (seeded by --seed)."})
+    max_eval_samples: int | None = field(default=None, metadata={
+        "help": "Use a random subset of this many validation queries (seeded by --seed)."})
+    max_prompt_length: int = field(default=256, metadata={"help": "Prompt tokens kept (the start of the prompt)."})
+    max_response_length: int = field(default=256, metadata={"help": "Response tokens kept (causal, gt_responses)."})
+    routing_loss: str = field(default="CE", metadata={"help": "Routing loss.", "choices": list(ROUTING_LOSSES)})
+    bce_threshold: float = field(default=1.0, metadata={
+        "help": "BCE: a candidate is positive when its score >= bce_threshold x the query's best score."})
+    kl_temperature: float = field(default=1.0, metadata={"help": "KL losses: target = softmax(scores / T)."})
+    score_normalization: str = field(default="none", metadata={
+        "help": "Per-query normalisation applied after the per-source min-max scaling.",
+        "choices": list(SCORE_NORMALIZATIONS)})
+    head_dropout: float = field(default=0.1, metadata={"help": "Dropout before the routing head."})
+    attn_implementation: str | None = field(default=None, metadata={
+        "help": "Backbone attention: eager, sdpa or flash_attention_2 (needs flash-attn). Default: the backbone's."})
+
+    # TrainingArguments fields with other defaults.
+    do_train: bool = field(default=True, metadata={"help": "Train a router (else load it from --output_dir)."})
+    do_predict: bool = field(default=True, metadata={"help": "Route --test_datasets and write the metrics."})
+    eval_strategy: str = field(default="steps", metadata={"help": "When to evaluate: no, steps or epoch."})
+    eval_steps: float | None = field(default=0.1, metadata={
+        "help": "Steps between evaluations (a float < 1 is a fraction of the total steps)."})
+    save_strategy: str = field(default="steps", metadata={"help": "When to save: no, steps, epoch or best."})
+    save_steps: float = field(default=0.1, metadata={
+        "help": "Steps between checkpoints (a float < 1 is a fraction of the total steps)."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best one always)."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "End with the best checkpoint's weights."})
+    metric_for_best_model: str | None = field(default="eval_reward", metadata={"help": "Metric choosing the best."})
+    greater_is_better: bool | None = field(default=True, metadata={"help": "Whether a higher metric is better."})
+    logging_steps: float = field(default=10, metadata={"help": "Steps between two logs."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: collators read every field."})
+    label_names: list[str] | None = field(default_factory=lambda: ["scores"], metadata={
+        "help": "Batch keys holding the labels (the candidates' scores)."})
+
+    def __post_init__(self):
+        require_optional_packages(self)
+        if self.routing_loss not in ROUTING_LOSSES:
+            raise ValueError(f"--routing_loss {self.routing_loss!r}: choose one of {ROUTING_LOSSES}.")
+        if self.score_normalization not in SCORE_NORMALIZATIONS:
+            raise ValueError(f"--score_normalization {self.score_normalization!r}: choose one of "
+                             f"{SCORE_NORMALIZATIONS}.")
+        if self.cross_fit_folds == 1 or self.cross_fit_folds < 0:
+            raise ValueError("--cross_fit_folds must be 0 (off) or at least 2.")
+        if self.eval_strategy == "no":
+            self.load_best_model_at_end = False
+        super().__post_init__()
+
+
+def require_optional_packages(args: RouterConfig) -> None:
+    """Stop early, naming the package to install, when a flag needs a package that is missing."""
+    needs = []
+    if args.deepspeed:
+        needs.append(("--deepspeed", "deepspeed", "deepspeed"))
+    if args.use_liger_kernel:
+        needs.append(("--use_liger_kernel", "liger_kernel", "liger-kernel"))
+    if args.attn_implementation == "flash_attention_2":
+        needs.append(("--attn_implementation flash_attention_2", "flash_attn", "flash-attn"))
+    for flag, module, package in needs:
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"{flag} needs the `{package}` package: `pip install {package}`.")
+
+
+class SourceMinMax:
+    """Per-source min-max scaling of the candidates' scores, fitted on the training pool.
+
+    A source whose scores are all equal scales to 0. Records from a source the scaler was not fitted on
+    are an error (their scale is unknown).
+    """
+
+    def __init__(self, ranges: dict[str, tuple[float, float]]):
+        self.ranges = ranges
+
+    @staticmethod
+    def _scores(record: dict) -> list[float]:
+        scores = record.get("scores")
+        if scores is None or any(s is None or not math.isfinite(s) for s in scores):
+            raise DataError(f"record {record.get('prompt_id')!r} (source {record.get('source')!r}): field 'scores' "
+                            f"is {scores!r}; every candidate needs a finite score (drop or re-judge the query).")
+        return [float(s) for s in scores]
+
+    @classmethod
+    def fit(cls, records: list[dict]) -> "SourceMinMax":
+        lows, highs = {}, {}
+        for record in records:
+            scores, source = cls._scores(record), record["source"]
+            lows[source] = min(lows.get(source, math.inf), *scores)
+            highs[source] = max(highs.get(source, -math.inf), *scores)
+        return cls({source: (lows[source], highs[source]) for source in lows})
+
+    def transform(self, records: list[dict]) -> list[list[float]]:
+        scaled = []
+        for record in records:
+            source = record["source"]
+            if source not in self.ranges:
+                raise DataError(f"record {record.get('prompt_id')!r}: source {source!r} is not in the training "
+                                f"pool ({sorted(self.ranges)}), so its scores cannot be scaled.")
+            low, high = self.ranges[source]
+            spread = high - low
+            scaled.append([(s - low) / spread if spread > 0 else 0.0 for s in self._scores(record)])
+        return scaled
+
+
+def routing_metrics(prediction: EvalPrediction) -> dict[str, float]:
+    """eval_reward: mean scaled score of the highest-logit candidate; eval_best_pick_rate: share of queries
+    where that candidate has the best score."""
+    logits, scores = np.asarray(prediction.predictions), np.asarray(prediction.label_ids)
+    chosen = scores[np.arange(len(scores)), logits.argmax(axis=-1)]
+    return {"reward": float(chosen.mean()), "best_pick_rate": float((chosen >= scores.max(axis=-1)).mean())}
+
+
+class RouterTrainer(Trainer):
+    """Trainer for one router stage.
+
+    ``train_dataset``/``eval_dataset`` are lists of records (the record contract of ``data``). Without
+    ``model`` a new router is built from ``args.backbone_name_or_path``; pass ``model`` and
+    ``processing_class`` (e.g. from ``model.load_router_model``) to continue from a trained one.
+    """
+
+    stage: str = None
+    model_class: type[RouterModel] = None
+    train_reads_responses = True  # training features carry the responses
+    route_reads_responses = False  # routing (and validation) features carry them
+
+    def __init__(self, args: RouterConfig, train_dataset: list[dict] | None = None,
+                 eval_dataset: list[dict] | None = None, model: RouterModel | None = None,
+                 processing_class=None, callbacks=None):
+        if model is None:
+            # Seeded like Trainer seeds itself, but before the new head is initialised.
+            if args.full_determinism:
+                enable_full_determinism(args.seed)
+            else:
+                set_seed(args.seed)
+            model, processing_class = self.new_router(args)
+        elif processing_class is None:
+            raise ValueError("Pass the router's tokenizer as processing_class together with model.")
+        collator = self.collator_for(model.config, processing_class)
+        limit = getattr(model.config.backbone_config, "max_position_embeddings", None)
+        if limit is not None and collator.max_position() >= limit:
+            raise ValueError(f"Inputs reach position {collator.max_position()} but the backbone has "
+                             f"{limit} positions; lower --max_prompt_length (or the response/mask lengths).")
+        if args.use_liger_kernel:
+            from liger_kernel.transformers import _apply_liger_kernel_to_instance
+            _apply_liger_kernel_to_instance(model=model.backbone)
+        self.score_scaler = SourceMinMax.fit(train_dataset) if train_dataset else None
+        super().__init__(
+            model=model, args=args, data_collator=collator,
+            train_dataset=self.features(collator, train_dataset, self.train_reads_responses),
+            eval_dataset=self.features(collator, eval_dataset, self.route_reads_responses),
+            processing_class=processing_class, compute_metrics=routing_metrics, callbacks=callbacks)
+        self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+
+    # ----- building (stages override model_config_fields / add_candidate_tokens / collator_for) -----
+
+    @classmethod
+    def new_router(cls, args: RouterConfig) -> tuple[RouterModel, object]:
+        """A new router (pretrained backbone, fresh head) and its tokenizer."""
+        tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(args.backbone_name_or_path))
+        config = RouterModelConfig(
+            stage=cls.stage, backbone_name_or_path=args.backbone_name_or_path, candidate_llms=args.candidate_llms,
+            head_dropout=args.head_dropout, score_normalization=args.score_normalization,
+            max_prompt_length=args.max_prompt_length, **cls.model_config_fields(args))
+        model = cls.model_class.from_backbone(config, attn_implementation=args.attn_implementation)
+        cls.add_candidate_tokens(model, tokenizer, args)
+        return model, tokenizer
+
+    @classmethod
+    def model_config_fields(cls, args: RouterConfig) -> dict:
+        """Stage-specific RouterModelConfig fields."""
+        return {}
+
+    @classmethod
+    def add_candidate_tokens(cls, model: RouterModel, tokenizer, args: RouterConfig) -> None:
+        """Add the stage's candidate tokens to the tokenizer and the model (stages that have some)."""
+
+    @classmethod
+    def collator_for(cls, config: RouterModelConfig, tokenizer) -> RoutingCollator:
+        raise NotImplementedError
+
+    def features(self, collator: RoutingCollator, records: list[dict] | None, with_responses: bool):
+        """Tokenised features of ``records``, with scaled scores when the scaler can scale them."""
+        if not records:
+            return None
+        scores = None
+        if self.score_scaler is not None and all("scores" in record for record in records):
+            scores = self.score_scaler.transform(records)
+        return collator.encode(records, scores=scores, with_responses=with_responses)
+
+    # ----- training hooks -----
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Routing loss on the k logits (against the per-query normalised scores)."""
+        model_inputs = {name: value for name, value in inputs.items() if name != "scores"}
+        outputs = model(**model_inputs)
+        targets = normalize_scores(inputs["scores"], self.args.score_normalization)
+        loss = routing_loss(self.args.routing_loss, outputs.routing_logits, targets,
+                            bce_threshold=self.args.bce_threshold, kl_temperature=self.args.kl_temperature)
+        self.record_metric("routing_loss", loss)
+        if model.training:
+            picked = inputs["scores"].gather(1, outputs.routing_logits.argmax(dim=-1, keepdim=True))
+            self.record_metric("reward", picked.mean())
+        return (loss, outputs) if return_outputs else loss
+
+    def record_metric(self, name: str, value: torch.Tensor | float) -> None:
+        """Keep a per-step value (averaged over processes) for the next ``log``."""
+        mode = "train" if self.model.training else "eval"
+        value = torch.as_tensor(value, dtype=torch.float32, device=self.args.device).detach()
+        self._metrics[mode][name].append(self.accelerator.gather(value.reshape(1)).mean().item())
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        prefix = "" if mode == "train" else "eval_"
+        averaged = {f"{prefix}{name}": sum(values) / len(values) for name, values in self._metrics[mode].items()}
+        self._metrics[mode].clear()
+        super().log({**logs, **averaged}, start_time)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """(loss when the batch is scored, routing logits [B, k], scaled scores [B, k] or None)."""
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            if "scores" in inputs:
+                loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+                loss = loss.detach()
+            else:
+                loss, outputs = None, model(**inputs)
+        if prediction_loss_only:
+            return loss, None, None
+        return loss, outputs.routing_logits.detach().float(), inputs.get("scores")
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """Tied weights (saved once) are not missing; warn about anything else."""
+        missing = set(load_result.missing_keys) - set(getattr(self.model, "all_tied_weights_keys", {}))
+        if missing or load_result.unexpected_keys:
+            super()._issue_warnings_after_load(load_result)
+
+    # ----- routing -----
+
+    def route(self, records: list[dict]) -> np.ndarray:
+        """The router's logits [n, k] for ``records`` (routing-time layout)."""
+        features = self.data_collator.encode(records, with_responses=self.route_reads_responses)
+        return np.asarray(self.predict(features, metric_key_prefix="route").predictions, dtype=np.float32)

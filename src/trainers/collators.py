@@ -1,0 +1,245 @@
+"""Token layouts of the four router stages.
+
+Each collator tokenises records once (``encode`` -> one feature dict per query) and lays a batch of
+features out as tensors (``__call__``, padding to the longest row of the batch only). A feature holds
+
+    prompt_ids     the prompt as the backbone reads it: the chat template's user turn (with the generation
+                   prompt) when the tokenizer has a template, else [CLS] prompt [SEP] for encoders, else
+                   BOS prompt; the prompt text itself is cut to ``max_prompt_length`` tokens (its start kept)
+    response_ids   k token lists, already cut and closed the way the stage uses them (training features,
+                   and always for gt_responses)
+    scores         k normalised scores (when the records are scored)
+
+A feature without ``response_ids`` is laid out for routing (nothing about the responses is read).
+Rows are right-padded with the tokenizer's pad token (attention 0, position 0).
+"""
+from __future__ import annotations
+
+import torch
+
+PLACEHOLDER = "\ue000PROMPT\ue000"  # a private-use character pair, never produced by chat templates
+
+
+def prompt_frame(tokenizer) -> tuple[list[int], list[int]]:
+    """Token ids placed before and after the prompt text (see the module docstring)."""
+    if tokenizer.chat_template:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": PLACEHOLDER}], tokenize=False,
+                                             add_generation_prompt=True)
+        before, after = text.split(PLACEHOLDER)
+        return (tokenizer(before, add_special_tokens=False)["input_ids"],
+                tokenizer(after, add_special_tokens=False)["input_ids"])
+    if tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None:
+        return [tokenizer.cls_token_id], [tokenizer.sep_token_id]
+    return ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []), []
+
+
+def pad_rows(rows: list[list[int]], value: int) -> torch.Tensor:
+    longest = max(len(row) for row in rows)
+    return torch.tensor([row + [value] * (longest - len(row)) for row in rows], dtype=torch.long)
+
+
+class RoutingCollator:
+    """Shared tokenisation (prompts cut to ``max_prompt_length`` tokens, responses to ``max_response_length``
+    on ``response_truncation_side``); subclasses define ``__call__`` and may close responses (``close_response``)."""
+
+    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int,
+                 max_response_length: int | None = None, response_truncation_side: str = "right"):
+        if response_truncation_side not in ("right", "left"):
+            raise ValueError(f"response_truncation_side must be 'right' or 'left', not {response_truncation_side!r}.")
+        self.tokenizer = tokenizer
+        self.num_candidates = num_candidates
+        self.max_prompt_length = max_prompt_length
+        self.max_response_length = max_response_length
+        self.response_truncation_side = response_truncation_side
+        self.prompt_prefix, self.prompt_suffix = prompt_frame(tokenizer)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if pad is None:
+            raise ValueError("The tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token.")
+        self.pad_token_id = pad
+
+    def max_prompt_tokens(self) -> int:
+        return len(self.prompt_prefix) + self.max_prompt_length + len(self.prompt_suffix)
+
+    def close_response(self, ids: list[int]) -> list[int]:
+        """A tokenised (already cut) response as this stage reads it; subclasses append their closing token."""
+        return ids
+
+    def max_position(self) -> int:
+        """The largest position id a feature can reach (checked against the backbone's limit)."""
+        raise NotImplementedError
+
+    def tokenize(self, texts: list[str], max_length: int | None = None, side: str = "right") -> list[list[int]]:
+        """Token ids of ``texts`` (no special tokens), cut to ``max_length`` keeping the start (side "right")
+        or the end ("left"); tokenised in chunks to bound memory on long responses."""
+        tokenizer, saved_side = self.tokenizer, self.tokenizer.truncation_side
+        tokenizer.truncation_side = side
+        try:
+            ids = []
+            for start in range(0, len(texts), 512):
+                ids += tokenizer(texts[start:start + 512], add_special_tokens=False, truncation=max_length is not None,
+                                 max_length=max_length)["input_ids"]
+            return ids
+        finally:
+            tokenizer.truncation_side = saved_side
+
+    def encode(self, records: list[dict], scores: list[list[float]] | None = None,
+               with_responses: bool = False) -> list[dict]:
+        """One feature per record; ``scores`` (optional) are the records' normalised scores."""
+        prompts = self.tokenize([r["prompt"] for r in records], self.max_prompt_length)
+        features = [{"prompt_ids": self.prompt_prefix + ids + self.prompt_suffix} for ids in prompts]
+        if with_responses:
+            k = self.num_candidates
+            bad = next((r for r in records if len(r["responses"]) != k), None)
+            if bad is not None:
+                raise ValueError(f"record {bad.get('prompt_id')!r} ({bad.get('source')}) has "
+                                 f"{len(bad['responses'])} responses; the router has {k} candidates.")
+            responses = self.tokenize([response or "" for r in records for response in r["responses"]],
+                                      self.max_response_length, self.response_truncation_side)
+            for n, feature in enumerate(features):
+                feature["response_ids"] = [self.close_response(ids) for ids in responses[n * k:(n + 1) * k]]
+        if scores is not None:
+            for feature, row in zip(features, scores):
+                feature["scores"] = list(row)
+        return features
+
+    def _add_scores(self, batch: dict, features: list[dict]) -> dict:
+        if "scores" in features[0]:
+            batch["scores"] = torch.tensor([f["scores"] for f in features], dtype=torch.float32)
+        return batch
+
+
+class MaskConcatCollator(RoutingCollator):
+    """One row per query: ``[CLS] prompt [SEP]`` then, for each candidate i, ``mask_length`` slots and
+    ``[SEP]``; every block's positions restart right after the prompt.
+
+    Routing features: every slot holds candidate i's mask token. Training features: the slots hold
+    candidate i's response cut to ``mask_length`` tokens (on ``response_truncation_side``), then [PAD]
+    up to ``mask_length``; padded slots are attended like the rest of the block and are part of the block's
+    target, so when they are masked the MLM head predicts [PAD] (it learns where a short response ends) and
+    a fully masked training block reads exactly like a routing block. The trainer replaces part of the
+    slots by the mask token; it finds them through ``slot_positions [B, k, mask_length]`` (column of each
+    slot).
+    """
+
+    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, mask_token_ids: list[int],
+                 mask_length: int, response_truncation_side: str = "right"):
+        super().__init__(tokenizer, num_candidates, max_prompt_length, mask_length, response_truncation_side)
+        if self.prompt_prefix != [tokenizer.cls_token_id] or self.prompt_suffix != [tokenizer.sep_token_id]:
+            raise ValueError("mask_concat needs an encoder tokenizer with [CLS] and [SEP] tokens and no chat "
+                             "template (a BERT-family or ModernBERT backbone).")
+        self.mask_token_ids = list(mask_token_ids)
+        self.mask_length = mask_length
+        self.sep_token_id = tokenizer.sep_token_id
+
+    def max_position(self) -> int:
+        return self.max_prompt_tokens() + self.mask_length
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        width = self.mask_length
+        rows, positions, slot_positions = [], [], []
+        for feature in features:
+            ids = list(feature["prompt_ids"])
+            start = len(ids)
+            position = list(range(start))
+            slots = []
+            for i in range(self.num_candidates):
+                if "response_ids" in feature:
+                    response = feature["response_ids"][i]
+                    block = response + [self.pad_token_id] * (width - len(response))
+                else:
+                    block = [self.mask_token_ids[i]] * width
+                slots.append(list(range(len(ids), len(ids) + width)))
+                ids += block + [self.sep_token_id]
+                position += range(start, start + width + 1)
+            rows.append(ids)
+            positions.append(position)
+            slot_positions.append(slots)
+        input_ids = pad_rows(rows, self.pad_token_id)
+        batch = {"input_ids": input_ids,
+                 "attention_mask": pad_rows([[1] * len(row) for row in rows], 0),
+                 "position_ids": pad_rows(positions, 0)}
+        if "response_ids" in features[0]:
+            batch["slot_positions"] = torch.tensor(slot_positions, dtype=torch.long)
+        return self._add_scores(batch, features)
+
+
+class CausalCollator(RoutingCollator):
+    """k rows per query (query-major): ``prompt <id_i>`` for routing, ``prompt <id_i> response_i <eos>`` in
+    training with ``labels`` = the response tokens and EOS (-100 elsewhere). ``model_id_positions [B*k]`` are
+    the flat indices (row * length + column) of the model-ID tokens."""
+
+    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, max_response_length: int,
+                 model_id_token_ids: list[int]):
+        super().__init__(tokenizer, num_candidates, max_prompt_length, max_response_length)
+        if tokenizer.eos_token_id is None:
+            raise ValueError("The causal stage needs a tokenizer with an EOS token to close each response.")
+        self.model_id_token_ids = list(model_id_token_ids)
+        self.eos_token_id = tokenizer.eos_token_id
+
+    def close_response(self, ids: list[int]) -> list[int]:
+        return ids + [self.eos_token_id]
+
+    def max_position(self) -> int:
+        return self.max_prompt_tokens() + 1 + self.max_response_length
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        rows, labels, id_columns = [], [], []
+        for feature in features:
+            for i in range(self.num_candidates):
+                ids = feature["prompt_ids"] + [self.model_id_token_ids[i]]
+                id_columns.append(len(ids) - 1)
+                if "response_ids" in feature:
+                    response = feature["response_ids"][i]
+                    labels.append([-100] * len(ids) + response)
+                    ids = ids + response
+                rows.append(ids)
+        input_ids = pad_rows(rows, self.pad_token_id)
+        length = input_ids.shape[1]
+        batch = {"input_ids": input_ids,
+                 "attention_mask": pad_rows([[1] * len(row) for row in rows], 0),
+                 "position_ids": pad_rows([list(range(len(row))) for row in rows], 0),
+                 "model_id_positions": torch.tensor([row * length + column for row, column in enumerate(id_columns)],
+                                                    dtype=torch.long)}
+        if labels:
+            batch["labels"] = pad_rows(labels, -100)
+        return self._add_scores(batch, features)
+
+
+class PromptCollator(RoutingCollator):
+    """One row per query: the prompt alone (stage sc)."""
+
+    def max_position(self) -> int:
+        return self.max_prompt_tokens() - 1
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        rows = [feature["prompt_ids"] for feature in features]
+        batch = {"input_ids": pad_rows(rows, self.pad_token_id),
+                 "attention_mask": pad_rows([[1] * len(row) for row in rows], 0)}
+        return self._add_scores(batch, features)
+
+
+class ResponseCollator(RoutingCollator):
+    """k rows per query (query-major): the prompt followed by candidate i's response, cut to
+    ``max_response_length`` tokens and closed by [SEP] (encoders) or EOS (decoders). Stage gt_responses:
+    responses are read at routing time too, so every feature must carry them."""
+
+    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, max_response_length: int):
+        super().__init__(tokenizer, num_candidates, max_prompt_length, max_response_length)
+        encoder_style = self.prompt_prefix == [tokenizer.cls_token_id] and tokenizer.sep_token_id is not None
+        self.response_end = tokenizer.sep_token_id if encoder_style else tokenizer.eos_token_id
+        if self.response_end is None:
+            raise ValueError("gt_responses needs a tokenizer with [SEP] (encoders) or EOS (decoders).")
+
+    def close_response(self, ids: list[int]) -> list[int]:
+        return ids + [self.response_end]
+
+    def max_position(self) -> int:
+        return self.max_prompt_tokens() + self.max_response_length
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        if "response_ids" not in features[0]:
+            raise ValueError("gt_responses reads the candidates' responses; encode the records with_responses=True.")
+        rows = [feature["prompt_ids"] + response for feature in features for response in feature["response_ids"]]
+        batch = {"input_ids": pad_rows(rows, self.pad_token_id),
+                 "attention_mask": pad_rows([[1] * len(row) for row in rows], 0)}
+        return self._add_scores(batch, features)

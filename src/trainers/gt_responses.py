@@ -1,0 +1,36 @@
+"""Stage ``gt_responses``: the response-aware upper bound (``model.classifier.ResponseScorer``).
+
+Reads the prompt followed by each candidate's actual response (k sequences per query) and gives one
+score per sequence -> k logits. It needs the responses at routing time too, so it is not a deployable
+router: it bounds what perfectly foreseen responses can give. Same options as ``sc`` (pooling) plus
+``max_response_length``; default routing loss: CE (as RouterConfig).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from model import ResponseScorer, RouterModelConfig
+from trainers.collators import ResponseCollator
+from trainers.losses import ROUTING_LOSSES
+from trainers.sc import SCConfig, SCTrainer
+
+
+@dataclass
+class GTResponsesConfig(SCConfig):
+    routing_loss: str = field(default="CE", metadata={"help": "Routing loss.", "choices": list(ROUTING_LOSSES)})
+
+
+class GTResponsesTrainer(SCTrainer):
+    stage = "gt_responses"
+    model_class = ResponseScorer
+    train_reads_responses = True
+    route_reads_responses = True
+
+    @classmethod
+    def model_config_fields(cls, args: GTResponsesConfig) -> dict:
+        return {**super().model_config_fields(args), "max_response_length": args.max_response_length}
+
+    @classmethod
+    def collator_for(cls, config: RouterModelConfig, tokenizer) -> ResponseCollator:
+        return ResponseCollator(tokenizer, config.num_candidates, config.max_prompt_length,
+                                config.max_response_length)

@@ -1,0 +1,120 @@
+"""Stage ``mask_concat``: Lookahead-MLM (``model.lookahead_mlm``), one encoder pass per query.
+
+Training: each candidate's block holds its response (cut to ``mask_length`` tokens); a part of every
+block is replaced by the candidate's mask token and predicted by the MLM head (weight ``mlm_loss_weight``),
+next to the routing loss on the [CLS] head. The masked share rises linearly from ``starting_mask_rate``
+to 1 over the first ``mask_warmup_ratio`` of the training steps (read from ``state.global_step`` and
+``state.max_steps``), so the router ends up trained on the routing-time input: every slot masked.
+``mask_type`` picks which slots of a block are masked: the right-most ones (the response's end first),
+the left-most, or random ones; ceil(rate x mask_length) slots, at least one, per block.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from model import LookaheadMLM, RouterModelConfig
+from trainers.base import RouterConfig, RouterTrainer
+from trainers.collators import MaskConcatCollator
+
+MASK_TYPES = ("right", "random", "left")
+
+
+@dataclass
+class MaskConcatConfig(RouterConfig):
+    """RouterConfig plus the masking options. Same defaults as RouterConfig (backbone: MiniLM)."""
+
+    mask_length: int = field(default=16, metadata={"help": "Slots per candidate block."})
+    mask_type: str = field(default="right", metadata={"help": "Which slots are masked first.",
+                                                      "choices": list(MASK_TYPES)})
+    starting_mask_rate: float = field(default=0.0, metadata={"help": "Share of masked slots at step 0."})
+    mask_warmup_ratio: float = field(default=0.5, metadata={
+        "help": "Fraction of the training steps over which the mask rate rises to 1 (0: always 1)."})
+    mlm_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the MLM loss on the masked slots."})
+    response_truncation_side: str = field(default="right", metadata={
+        "help": "Which end of a response is cut to fit mask_length: right keeps its start.",
+        "choices": ["right", "left"]})
+
+    def __post_init__(self):
+        if self.mask_type not in MASK_TYPES:
+            raise ValueError(f"--mask_type {self.mask_type!r}: choose one of {MASK_TYPES}.")
+        if not 0.0 <= self.starting_mask_rate <= 1.0:
+            raise ValueError(f"--starting_mask_rate must lie in [0, 1], got {self.starting_mask_rate}.")
+        super().__post_init__()
+
+
+def mask_rate(step: int, max_steps: int, starting_mask_rate: float, mask_warmup_ratio: float) -> float:
+    """Share of masked slots at optimizer step ``step``: linear from starting_mask_rate to 1 over
+    mask_warmup_ratio x max_steps steps, then 1."""
+    warmup_steps = mask_warmup_ratio * max_steps
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, starting_mask_rate + (1.0 - starting_mask_rate) * step / warmup_steps)
+
+
+def masked_slots(num_slots: int, rate: float, mask_type: str, shape: tuple[int, int]) -> torch.Tensor:
+    """Boolean [B, k, num_slots]: which slots of each block to mask (ceil(rate x num_slots), at least 1)."""
+    count = max(1, math.ceil(rate * num_slots - 1e-9))
+    order = torch.arange(num_slots).expand(*shape, num_slots)
+    if mask_type == "right":
+        return order >= num_slots - count
+    if mask_type == "left":
+        return order < count
+    ranks = torch.rand(*shape, num_slots).argsort(dim=-1).argsort(dim=-1)
+    return ranks < count
+
+
+class MaskConcatTrainer(RouterTrainer):
+    stage = "mask_concat"
+    model_class = LookaheadMLM
+
+    @classmethod
+    def model_config_fields(cls, args: MaskConcatConfig) -> dict:
+        return {"mask_length": args.mask_length, "response_truncation_side": args.response_truncation_side}
+
+    @classmethod
+    def add_candidate_tokens(cls, model, tokenizer, args: MaskConcatConfig) -> None:
+        """k new special tokens [MASK_1] .. [MASK_k], embeddings initialised from [MASK]."""
+        if tokenizer.mask_token_id is None:
+            raise ValueError("mask_concat needs a tokenizer with a [MASK] token (an MLM encoder).")
+        tokens = [f"[MASK_{i + 1}]" for i in range(len(args.candidate_llms))]
+        tokenizer.add_tokens(tokens, special_tokens=True)
+        token_ids = tokenizer.convert_tokens_to_ids(tokens)
+        model.add_candidate_tokens(token_ids, init_from=[tokenizer.mask_token_id] * len(tokens))
+        model.config.candidate_tokens, model.config.candidate_token_ids = tokens, token_ids
+
+    @classmethod
+    def collator_for(cls, config: RouterModelConfig, tokenizer) -> MaskConcatCollator:
+        return MaskConcatCollator(tokenizer, config.num_candidates, config.max_prompt_length,
+                                  config.candidate_token_ids, config.mask_length, config.response_truncation_side)
+
+    def mask_responses(self, inputs: dict) -> dict:
+        """Replace the scheduled share of each block's slots by the candidate's mask token; their original
+        tokens become ``mlm_labels``."""
+        slot_positions = inputs["slot_positions"]  # [B, k, L]
+        batch_size, k, num_slots = slot_positions.shape
+        rate = mask_rate(self.state.global_step, self.state.max_steps, self.args.starting_mask_rate,
+                         self.args.mask_warmup_ratio)
+        self.record_metric("mask_rate", rate)
+        chosen = masked_slots(num_slots, rate, self.args.mask_type, (batch_size, k)).to(slot_positions.device)
+        mask_ids = torch.tensor(self.model.config.candidate_token_ids, device=slot_positions.device)
+        rows = torch.arange(batch_size, device=slot_positions.device)[:, None, None].expand_as(slot_positions)
+        rows, columns = rows[chosen], slot_positions[chosen]
+        input_ids = inputs["input_ids"].clone()
+        mlm_labels = torch.full_like(input_ids, -100)
+        mlm_labels[rows, columns] = input_ids[rows, columns]
+        input_ids[rows, columns] = mask_ids[:, None].expand(batch_size, k, num_slots)[chosen]
+        masked = {name: value for name, value in inputs.items() if name != "slot_positions"}
+        return {**masked, "input_ids": input_ids, "mlm_labels": mlm_labels}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Routing loss + mlm_loss_weight x MLM loss on the masked slots (training batches)."""
+        if "slot_positions" in inputs:
+            inputs = self.mask_responses(inputs)
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True)
+        if outputs.lm_loss is not None:
+            self.record_metric("mlm_loss", outputs.lm_loss)
+            loss = loss + self.args.mlm_loss_weight * outputs.lm_loss
+        return (loss, outputs) if return_outputs else loss

@@ -1,0 +1,44 @@
+"""Stage ``sc``: a multi-label classifier on the prompt alone (``model.classifier.PromptClassifier``).
+
+The baseline the Lookahead routers are compared with: one sequence per query, k outputs. Responses are
+never read. Defaults that differ from RouterConfig: routing_loss="BCE" (one independent label per
+candidate: is it (near) best?); pooling is "cls" for encoders and "last" for decoders unless set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import AutoConfig
+
+from model import PromptClassifier, RouterModelConfig
+from model.backbones import resolve_backbone
+from model.classifier import POOLINGS
+from trainers.base import RouterConfig, RouterTrainer, is_encoder
+from trainers.collators import PromptCollator
+from trainers.losses import ROUTING_LOSSES
+
+
+@dataclass
+class SCConfig(RouterConfig):
+    routing_loss: str = field(default="BCE", metadata={"help": "Routing loss.", "choices": list(ROUTING_LOSSES)})
+    pooling: str | None = field(default=None, metadata={
+        "help": "cls, mean or last; default cls for encoders, last (non-pad token) for decoders.",
+        "choices": list(POOLINGS)})
+
+
+class SCTrainer(RouterTrainer):
+    stage = "sc"
+    model_class = PromptClassifier
+    train_reads_responses = False
+
+    @classmethod
+    def model_config_fields(cls, args: SCConfig) -> dict:
+        pooling = args.pooling
+        if pooling is None:
+            backbone_config = AutoConfig.from_pretrained(resolve_backbone(args.backbone_name_or_path))
+            pooling = "cls" if is_encoder(backbone_config) else "last"
+        return {"pooling": pooling}
+
+    @classmethod
+    def collator_for(cls, config: RouterModelConfig, tokenizer) -> PromptCollator:
+        return PromptCollator(tokenizer, config.num_candidates, config.max_prompt_length)

@@ -1,0 +1,172 @@
+"""End-to-end ``train.py`` runs on a tiny synthetic data folder with tiny random backbones."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM
+
+import train
+from data.cross_fit import fold_of
+from model.backbones import resolve_backbone
+
+CANDIDATES = ["A", "B"]
+WORDS = "sort list add numbers parse string count words merge dict read file print tree".split()
+
+
+def write_jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """train/Synth: 12 training + 4 validation queries; test/GSM8k: 8 questions; 2 candidates."""
+    root = tmp_path_factory.mktemp("data")
+    synth = root / "train" / "Synth"
+    ids = [f"q{i}" for i in range(16)]
+    write_jsonl(synth / "instructions.jsonl",
+                [{"prompt_id": i, "prompt": f"{WORDS[n % 14]} {WORDS[(3 * n) % 14]} {n}"} for n, i in enumerate(ids)])
+    (synth / "eval_ids.json").write_text(json.dumps(ids[12:]))
+    for c, llm in enumerate(CANDIDATES):
+        write_jsonl(synth / "responses" / f"{llm}.jsonl",
+                    [{"prompt_id": i, "response": f"{llm} answers {WORDS[(n + c) % 14]} " * (1 + n % 3),
+                      "score": float((n + c) % 3) / 2} for n, i in enumerate(ids)])
+    gsm = root / "test" / "GSM8k"
+    gsm.mkdir(parents=True)
+    for c, llm in enumerate(CANDIDATES):
+        details = {str(n): {"prompt": [{"prompt": f"how many {WORDS[n]} are {n}"}], "origin_prediction": f"{n + c}",
+                            "correct": (n + c) % 2 == 0} for n in range(8)}
+        (gsm / f"{llm}.json").write_text(json.dumps({"details": details}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backbones")
+    tiny = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+    torch.manual_seed(0)
+    bert_tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
+    smol_tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:smollm2-135m-instruct"))
+    BertForMaskedLM(BertConfig(vocab_size=len(bert_tokenizer), max_position_embeddings=64, **tiny)).save_pretrained(
+        root / "bert")
+    bert_tokenizer.save_pretrained(root / "bert")
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(smol_tokenizer), num_key_value_heads=1, max_position_embeddings=256,
+                                 tie_word_embeddings=True, **tiny)).save_pretrained(root / "llama")
+    smol_tokenizer.save_pretrained(root / "llama")
+    return {"bert": str(root / "bert"), "llama": str(root / "llama")}
+
+
+def run(stage, backbone, data_dir, output_dir, *extra):
+    train.main([stage, "--backbone_name_or_path", backbone, "--data_dir", str(data_dir), "--train_datasets", "Synth",
+                "--candidate_llms", *CANDIDATES, "--test_datasets", "GSM8k", "--output_dir", str(output_dir),
+                "--max_steps", "2", "--eval_steps", "1", "--save_steps", "1", "--per_device_train_batch_size", "4",
+                "--per_device_eval_batch_size", "8", "--max_prompt_length", "8", "--max_response_length", "4",
+                "--logging_steps", "1", "--seed", "0", "--disable_tqdm", "True", *extra])
+
+
+def predictions(output_dir):
+    return json.loads((Path(output_dir) / "test_predictions" / "GSM8k.json").read_text())
+
+
+@pytest.mark.parametrize("stage, backbone, extra", [
+    ("mask_concat", "bert", ["--mask_length", "3"]),
+    ("sc", "bert", []),
+    ("causal", "llama", []),
+    ("gt_responses", "llama", ["--routing_loss", "ForwardKL", "--score_normalization", "softmax"]),
+])
+def test_stage_trains_routes_and_reports(backbones, data_dir, tmp_path, capsys, stage, backbone, extra):
+    out = tmp_path / stage
+    run(stage, backbones[backbone], data_dir, out, *extra)
+
+    assert json.loads((out / "router_config.json").read_text())["stage"] == stage
+    rows = predictions(out)
+    assert [row["prompt_id"] for row in rows] == [str(n) for n in range(8)]
+    for row in rows:
+        assert len(row["router_scores"]) == 2 and row["choice"] == max((0, 1), key=lambda c: row["router_scores"][c])
+    summary = json.loads((out / "metrics.json").read_text())
+    assert set(summary) == {"GSM8k", "mean_gap_closed", "mean_over_random"}
+    choices = [row["choice"] for row in rows]
+    correct = [[(n + c) % 2 == 0 for c in range(2)] for n in range(8)]
+    assert summary["GSM8k"]["score"] == pytest.approx(100 * sum(correct[n][c] for n, c in enumerate(choices)) / 8)
+    table = (out / "results.md").read_text()
+    assert table.splitlines()[0].startswith("| run | GSM8k |") and f"| {stage} |" in table
+    assert table.strip() in capsys.readouterr().out
+    log = (out / "train.log").read_text()
+    assert '"eval_reward"' in log and '"routing_loss"' in log
+    assert {"checkpoint-1", "checkpoint-2"} >= {p.name for p in out.glob("checkpoint-*")}
+    train_metrics = json.loads((out / "train_metrics.json").read_text())
+    assert train_metrics["best_model_checkpoint"].endswith(("checkpoint-1", "checkpoint-2"))
+
+    # The saved router is self-describing: routing again from the folder alone gives the same scores.
+    (out / "test_predictions" / "GSM8k.json").unlink()
+    run(stage, backbones[backbone], data_dir, out, "--do_train", "False", *extra)
+    assert predictions(out) == rows
+
+
+def test_mask_concat_logs_the_mask_schedule(backbones, data_dir, tmp_path):
+    run("mask_concat", backbones["bert"], data_dir, tmp_path, "--mask_length", "3", "--starting_mask_rate", "0.5",
+        "--mask_warmup_ratio", "1.0", "--do_predict", "False")
+    logged = [json.loads(line.split(": ", 2)[2]) for line in (tmp_path / "train.log").read_text().splitlines()
+              if ": step " in line and '"mask_rate"' in line]
+    assert [entry["mask_rate"] for entry in logged] == [0.5, 0.75]  # steps 0 and 1 of 2
+    assert all("mlm_loss" in entry and "reward" in entry for entry in logged)
+
+
+def test_cross_fit_routes_each_fold_with_its_own_router(backbones, data_dir, tmp_path):
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2")
+    prompts = {str(n): f"how many {train_words} are {n}" for n, train_words in enumerate(WORDS[:8])}
+    for fold in range(2):
+        fold_rows = predictions(tmp_path / f"fold_{fold}")
+        assert {row["prompt_id"] for row in fold_rows} == {i for i, p in prompts.items() if fold_of(p, 2) == fold}
+        assert (tmp_path / f"fold_{fold}" / "router_config.json").exists()
+    merged = predictions(tmp_path)
+    assert [row["prompt_id"] for row in merged] == [str(n) for n in range(8)]
+    fold_scores = {row["prompt_id"]: row for fold in range(2) for row in predictions(tmp_path / f"fold_{fold}")}
+    assert merged == [fold_scores[row["prompt_id"]] for row in merged]
+    assert json.loads((tmp_path / "metrics.json").read_text())["GSM8k"]["score"] is not None
+
+
+def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(backbones, data_dir, tmp_path):
+    options = ["--max_steps", "4", "--save_steps", "2", "--eval_steps", "2", "--mask_length", "3"]
+    run("mask_concat", backbones["bert"], data_dir, tmp_path / "whole", *options)
+    # A run killed right after saving checkpoint-2 leaves only that checkpoint in its folder.
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(tmp_path / "whole" / "checkpoint-2", interrupted / "checkpoint-2")
+    state = json.loads((interrupted / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    run("mask_concat", backbones["bert"], data_dir, interrupted, *options,
+        "--resume_from_checkpoint", "last-checkpoint")
+
+    whole, resumed = predictions(tmp_path / "whole"), predictions(interrupted)
+    assert [row["choice"] for row in resumed] == [row["choice"] for row in whole]
+    for a, b in zip(whole, resumed):
+        assert a["router_scores"] == pytest.approx(b["router_scores"], abs=1e-6)
+    assert (json.loads((interrupted / "metrics.json").read_text())
+            == json.loads((tmp_path / "whole" / "metrics.json").read_text()))
+    log = (interrupted / "train.log").read_text()
+    assert "resuming from" in log and "step 1:" not in log and "step 2:" not in log
+    losses = [json.loads(line.split(": ", 2)[2])["loss"] for line in log.splitlines() if '{"loss"' in line]
+    whole_log = (tmp_path / "whole" / "train.log").read_text()
+    assert losses == [json.loads(line.split(": ", 2)[2])["loss"] for line in whole_log.splitlines()
+                      if '{"loss"' in line][2:]  # steps 3 and 4 repeat exactly
+
+
+@pytest.mark.parametrize("flags, package", [
+    (["--deepspeed", "ds_config.json"], "deepspeed"),
+    (["--use_liger_kernel", "True"], "liger-kernel"),
+    (["--attn_implementation", "flash_attention_2"], "flash-attn"),
+])
+def test_missing_optional_package_is_named(tmp_path, flags, package):
+    import importlib.util
+    module = {"deepspeed": "deepspeed", "liger-kernel": "liger_kernel", "flash-attn": "flash_attn"}[package]
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{package} is installed")
+    with pytest.raises(SystemExit, match=f"pip install {package}"):
+        train.main(["sc", "--output_dir", str(tmp_path), *flags])
+
+
+def test_unknown_stage_prints_usage():
+    with pytest.raises(SystemExit, match="usage: python src/train.py"):
+        train.main(["lookahead"])
