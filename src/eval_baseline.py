@@ -133,15 +133,9 @@ def main(router_type: str, run_name: str | None = None, data_dir: str | None = N
                           args.cross_fit_folds)
     logger.info("routed in %.1fs", time.perf_counter() - started)
 
-    # AlpacaEval's length-controlled win rate uses the instruction difficulty fitted on every model's
-    # annotations in data_dir (closest to the official fixed difficulty), cached under $LOOKAHEAD_CACHE
-    alpaca_difficulty = (metrics.fit_alpaca_difficulty(args.data_dir, cache_dir())
-                         if "AlpacaEval" in test_sets else None)
-    per_benchmark = {name: metrics.evaluate(name, examples, [row["choice"] for row in predictions[name]],
-                                            candidate_names=args.candidate_llms,
-                                            alpaca_difficulty=alpaca_difficulty)
-                     for name, examples in test_sets.items()}
-    summary = metrics.summarize(per_benchmark)
+    summary = metrics.evaluate_benchmarks(
+        test_sets, {name: [row["choice"] for row in rows] for name, rows in predictions.items()},
+        args.data_dir, candidate_names=args.candidate_llms, cache_dir=cache_dir())
     table = metrics.format_table({run_name: summary})
 
     output = Path(args.output_dir)
@@ -155,11 +149,16 @@ def main(router_type: str, run_name: str | None = None, data_dir: str | None = N
 
 
 def combine_results(run_dirs: Sequence[str | Path]) -> str:
-    """One table (``metrics.format_table``) with a row per run folder, named by its config.json run_name."""
+    """One table (``metrics.format_table``) with a row per run folder: evaluation runs are named by their
+    config.json run_name, training runs (``src/train.py``) by their --run_name or else the folder name."""
     results = {}
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
-        results[read_json(run_dir / "config.json")["run_name"]] = read_json(run_dir / "metrics.json")
+        if (run_dir / "config.json").exists():
+            name = read_json(run_dir / "config.json")["run_name"]
+        else:
+            name = read_json(run_dir / "run_args.json").get("run_name") or run_dir.name
+        results[name] = read_json(run_dir / "metrics.json")
     return metrics.format_table(results)
 
 

@@ -443,6 +443,19 @@ def summarize(per_benchmark: dict[str, dict]) -> dict:
     return summary
 
 
+def evaluate_benchmarks(benchmarks: dict[str, Sequence[dict]], choices: dict[str, Sequence[int]],
+                        data_dir: str | os.PathLike, candidate_names: Sequence[str] | None = None,
+                        cache_dir: str | os.PathLike | None = None) -> dict:
+    """``summarize`` of ``evaluate`` for every benchmark: the one evaluation every entry point uses.
+
+    AlpacaEval's length-controlled win rate uses the instruction difficulty fitted on every model's
+    annotations under ``data_dir`` (the closest to the official fixed difficulty; cached in ``cache_dir``)."""
+    difficulty = fit_alpaca_difficulty(data_dir, cache_dir) if "AlpacaEval" in benchmarks else None
+    return summarize({name: evaluate(name, records, choices[name], candidate_names=candidate_names,
+                                     alpaca_difficulty=difficulty)
+                      for name, records in benchmarks.items()})
+
+
 def _cell(value, digits: int) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "–"
 

@@ -41,6 +41,7 @@ import metrics
 from data import load_benchmark, load_train_set
 from data.cross_fit import cross_fit_pools
 from model import load_router_model
+from model.backbones import cache_dir
 from trainers import STAGES, RouterConfig, RouterTrainer
 from utils.io import atomic_write_text, read_json, write_json
 
@@ -152,11 +153,9 @@ def write_predictions(output_dir: str, benchmark: str, rows: list[dict]) -> None
 
 def report(args: RouterConfig, benchmarks: dict[str, list[dict]], predictions: dict[str, list[dict]]) -> None:
     """metrics.json and results.md in --output_dir from the full-benchmark predictions; prints the table."""
-    per_benchmark = {}
-    for name, records in benchmarks.items():
-        choices = [row["choice"] for row in predictions[name]]
-        per_benchmark[name] = metrics.evaluate(name, records, choices, candidate_names=args.candidate_llms)
-    summary = metrics.summarize(per_benchmark)
+    summary = metrics.evaluate_benchmarks(
+        benchmarks, {name: [row["choice"] for row in predictions[name]] for name in benchmarks},
+        args.data_dir, candidate_names=args.candidate_llms, cache_dir=cache_dir())
     run_name = args.run_name if args.run_name and args.run_name != args.output_dir else Path(args.output_dir).name
     table = metrics.format_table({run_name: summary})
     write_json(Path(args.output_dir) / "metrics.json", summary)
