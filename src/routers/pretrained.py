@@ -1,0 +1,132 @@
+"""Route with a trained router folder: ``PretrainedRouter.from_pretrained(path)``.
+
+    from routers.pretrained import PretrainedRouter
+
+    router = PretrainedRouter.from_pretrained("output/quality/mask_concat_minilm/fold_0")
+    router.route(["Write a function that merges two sorted lists."])     # [n, k] routing logits
+    decision = router.decide(["Write a function that merges two sorted lists."])
+    decision.chosen()                                                    # ["Qwen2.5-Coder-7B-Instruct"]
+
+A trained router folder (written by ``src/train.py``; a cross-fit run holds one per ``fold_<f>/``) describes
+itself: router_config.json names the stage, backbone, candidates, normalisation and input lengths, next to
+the weights and the tokenizer. Any stage loads (mask_concat, causal, sc, gt_responses; gt_responses reads
+the candidates' responses, so it needs them at routing time). Inputs are laid out by the stage's own
+collator, exactly as in training; prompts are routed in batches of ``batch_size``, on CPU by default.
+
+``route`` follows the ``routers.Router`` interface (scores [n, k], higher = route there), so a trained router
+drops into ``eval_baseline``-style evaluation. ``decide`` adds the cost-aware choice (``cost.RoutingPolicy``):
+the policy calibrated and saved next to the router (``routing_policy.json``, see ``python src/cost.py``) when
+there is one, else the best quality estimate.
+
+``save_untrained_router`` writes a router folder with the stage's fresh (untrained) head on a given backbone:
+for smoke tests of serving and for load tests, without training.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from transformers import set_seed
+
+import cost
+from model import load_router_model
+from model.base import ROUTER_CONFIG_NAME
+from routers.base import Router
+from trainers import STAGES
+from utils.io import DataError, write_json
+
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class RoutingDecision:
+    """One routing of n prompts over the k ``candidates``."""
+
+    candidates: list[str]
+    scores: np.ndarray    # [n, k] the router's raw scores
+    quality: np.ndarray   # [n, k] quality estimates (cost.normalise_scores)
+    costs: np.ndarray     # [n, k] expected costs, USD per 1,000 queries (zeros without prices)
+    choices: np.ndarray   # [n] chosen candidate indices
+
+    def chosen(self) -> list[str]:
+        """The chosen candidate's name for each prompt."""
+        return [self.candidates[c] for c in self.choices]
+
+
+class PretrainedRouter(Router):
+    """A trained router loaded from its folder; see the module docstring."""
+
+    def __init__(self, model, tokenizer, folder: str | Path, batch_size: int = DEFAULT_BATCH_SIZE):
+        self.model = model
+        self.folder = Path(folder)
+        self.batch_size = batch_size
+        self.stage = model.config.stage
+        trainer_class = STAGES[self.stage][1]
+        self.collator = trainer_class.collator_for(model.config, tokenizer)
+        self.needs_responses = trainer_class.route_reads_responses
+        self.candidates = list(model.config.candidate_llms)
+        self.score_kind = cost.score_kind_of(self.folder)
+        self.policy = cost.load_policy(self.folder, self.candidates) or cost.RoutingPolicy(self.candidates)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu",
+                        batch_size: int = DEFAULT_BATCH_SIZE) -> "PretrainedRouter":
+        """Load the router saved in ``path`` (a folder with router_config.json) onto ``device``."""
+        path = Path(path)
+        if not (path / ROUTER_CONFIG_NAME).exists():
+            folds = sorted(str(p.parent) for p in path.glob(f"fold_*/{ROUTER_CONFIG_NAME}"))
+            if folds:
+                raise DataError(f"{path} is a cross-fit run: each of {', '.join(folds)} holds a router trained "
+                                f"without that fold of the benchmarks. Load one of them, e.g. {folds[0]}.")
+            raise DataError(f"{path / ROUTER_CONFIG_NAME} not found: {path} is not a trained router folder "
+                            f"(train one with `python src/train.py <stage> --output_dir {path}`).")
+        model, tokenizer = load_router_model(path)
+        return cls(model.to(device), tokenizer, path, batch_size)
+
+    @torch.inference_mode()
+    def route(self, prompts: Sequence[str], responses: Sequence[Sequence[str]] | None = None,
+              scores: Sequence[Sequence[float]] | None = None) -> np.ndarray:
+        """The router's scores [len(prompts), k] (logits; higher = route there)."""
+        if self.needs_responses and responses is None:
+            raise ValueError(f"The {self.stage} router reads the candidates' responses: pass responses (k per prompt).")
+        records = [{"prompt": prompt, "responses": responses[i] if responses is not None else None}
+                   for i, prompt in enumerate(prompts)]
+        features = self.collator.encode(records, with_responses=self.needs_responses)
+        device = next(self.model.parameters()).device
+        logits = [np.zeros((0, len(self.candidates)), dtype=np.float32)]
+        for start in range(0, len(features), self.batch_size):
+            batch = {name: tensor.to(device)
+                     for name, tensor in self.collator(features[start:start + self.batch_size]).items()}
+            logits.append(self.model(**batch).routing_logits.float().cpu().numpy())
+        return np.concatenate(logits)
+
+    def decide(self, prompts: Sequence[str], responses: Sequence[Sequence[str]] | None = None,
+               policy: cost.RoutingPolicy | None = None) -> RoutingDecision:
+        """Route ``prompts`` and choose with ``policy`` (default: the router's saved policy, else best quality)."""
+        policy = policy or self.policy
+        scores = self.route(prompts, responses)
+        quality = cost.normalise_scores(scores, self.score_kind)
+        costs = policy.expected_costs([cost.estimate_tokens(prompt) for prompt in prompts])
+        return RoutingDecision(self.candidates, scores, quality, costs, policy.choose(quality, costs))
+
+
+def save_untrained_router(folder: str | Path, stage: str, backbone_name_or_path: str, candidates: Sequence[str],
+                          seed: int = 0, **options) -> Path:
+    """Write to ``folder`` a ``stage`` router on ``backbone_name_or_path`` with a fresh routing head (seeded), as
+    ``src/train.py`` would before its first step; ``options`` are the stage's config fields (e.g.
+    ``max_prompt_length=64``, ``routing_loss="BCE"``). Also writes run_args.json, like training does."""
+    if stage not in STAGES:
+        raise ValueError(f"Unknown stage {stage!r}; choose one of {', '.join(STAGES)}.")
+    config_class, trainer_class = STAGES[stage]
+    args = config_class(output_dir=str(folder), backbone_name_or_path=backbone_name_or_path,
+                        candidate_llms=list(candidates), report_to="none", **options)
+    set_seed(seed)
+    model, tokenizer = trainer_class.new_router(args)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    write_json(Path(folder) / "run_args.json", {"stage": stage, **json.loads(args.to_json_string())})
+    return Path(folder)

@@ -1,0 +1,505 @@
+"""OpenAI-compatible routing server: routes each chat request to a candidate LLM and forwards it there.
+
+    python src/serve.py --router output/quality/mask_concat_minilm/fold_0 --config candidates.yaml \\
+        [--host 127.0.0.1] [--port 8000] [--device cpu] [--torch_threads 1]
+
+Endpoints
+    POST /v1/chat/completions  OpenAI chat completions, streamed (SSE) or not. ``model`` = the router model
+                               name (``router_model`` in the config, default ``router-lookahead``) routes the
+                               request; a candidate's name sends it to that candidate directly (bypass). The
+                               candidate's answer comes back as it sent it, with the headers
+                               ``X-Lookahead-Candidate`` (who answered) and ``X-Lookahead-Routing-Ms`` (time from
+                               receiving the request to forwarding it); a non-streamed answer also carries
+                               ``"routed_candidate"``. An optional ``"willingness_to_pay"`` (lambda >= 0) sets
+                               this request's cost trade-off; it is not forwarded.
+    POST /v1/route             the routing alone, for ``{"messages": [...]}`` or ``{"prompt": "..."}``: the
+                               candidate, and per candidate the router's score, quality estimate and expected cost.
+    GET  /v1/models            the router model and the candidates.
+    GET  /health               status, router, policy and how many prompts / batches were routed.
+
+Routing reads the text of the last user message (routers are trained on single prompts). Requests that arrive
+together are routed together (``RouteBatcher``): the router runs on one worker thread, and what queued while it
+ran forms the next batch, so nothing waits at low load and batches fill up at high load. On CPU the router uses
+``--torch_threads`` threads (default 1): the server's own work needs a core too, and torch's intra-op threads
+slow down many-fold when they outnumber the free cores (measured: one tiny-router forward went from 6 ms to
+315 ms with 2 threads on a busy 2-core machine). Raise it on a machine with idle cores.
+
+The policy (``cost.RoutingPolicy``): the config's ``willingness_to_pay`` when set, else the policy calibrated next
+to the router (``routing_policy.json``, ``python src/cost.py``), else the best quality estimate. Expected costs
+use the config's prices and each candidate's typical output tokens (the config's ``typical_output_tokens``, else
+the calibration's measurement, else ``cost.DEFAULT_TYPICAL_OUTPUT_TOKENS``), capped by the request's max_tokens.
+
+Config (YAML; ``candidates.example.yaml`` documents every field): ``router_model``, ``timeout_s`` (the longest
+wait for the candidate's next bytes: connection, headers, each streamed chunk; default 60),
+``willingness_to_pay``, and per candidate ``name``, ``base_url`` (OpenAI-compatible, e.g.
+``http://127.0.0.1:8001/v1``), ``model`` (its name upstream; default: name), ``api_key_env`` (optional: the
+environment variable holding its API key, sent as a Bearer token), ``input_price_per_million``,
+``output_price_per_million`` (USD) and ``typical_output_tokens`` (optional). Every router candidate needs an
+entry; extra entries are candidates reachable by name only.
+
+Errors are OpenAI-style JSON, ``{"error": {"message", "type", "param", "code"}}``: 400 malformed JSON or fields,
+404 unknown model or path, 405 wrong method, 413 body over 16 MiB. Upstream failures: a candidate's 400, 413, 422
+or 429 keeps its status and message, its other failures give 502 ``upstream_error``, an unreachable candidate
+502 ``upstream_unreachable``, no bytes within timeout_s 504 ``upstream_timeout``. A streamed answer that breaks
+after it started ends with one SSE event ``data: {"error": {...}}``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import aiohttp
+import numpy as np
+import torch
+from aiohttp import web
+
+import cost
+from routers.pretrained import PretrainedRouter, RoutingDecision
+from utils.io import DataError
+
+logger = logging.getLogger("serve")
+
+ROUTER_MODEL = "router-lookahead"
+DEFAULT_TIMEOUT_S = 60.0
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_UPSTREAM_CONNECTIONS = 1024
+MAX_ROUTING_BATCH = 64
+PASSED_THROUGH_STATUSES = (400, 413, 422, 429)  # the client's to fix (or to retry later): keep the status
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------
+
+class ApiError(Exception):
+    """An error answered as OpenAI does: ``{"error": {"message", "type", "param", "code"}}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, error_type: str | None = None, code: str | None = None,
+                 param: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"message": message,
+                               "type": error_type or ("invalid_request_error" if status < 500 else "server_error"),
+                               "param": param, "code": code}}
+
+    def response(self) -> web.Response:
+        return web.json_response(self.body, status=self.status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """Every error becomes an OpenAI-style JSON body, aiohttp's own (unknown path, wrong method, body too large)
+    included."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error.response()
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return ApiError(error.status, f"{error.reason}: {request.method} {request.path}",
+                        code=error.reason.lower().replace(" ", "_")).response()
+    except Exception as error:  # a bug: answer 500 rather than drop the connection
+        logger.exception("%s %s failed", request.method, request.path)
+        return ApiError(500, f"internal error: {type(error).__name__}: {error}").response()
+
+
+def upstream_status_error(endpoint: "Endpoint", status: int, text: str) -> ApiError:
+    """The error answered when candidate ``endpoint`` answered ``status`` with body ``text``."""
+    try:
+        message = json.loads(text)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = text[:500]
+    status_out = status if status in PASSED_THROUGH_STATUSES else 502
+    return ApiError(status_out, f"candidate {endpoint.name!r} answered HTTP {status}: {message}",
+                    error_type="upstream_error", code=f"upstream_http_{status}")
+
+
+def upstream_failure(endpoint: "Endpoint", error: BaseException, timeout_s: float) -> ApiError:
+    """The error answered when the exchange with candidate ``endpoint`` failed with ``error``."""
+    if isinstance(error, asyncio.TimeoutError):
+        return ApiError(504, f"candidate {endpoint.name!r} sent nothing for {timeout_s:g} s", "upstream_timeout",
+                        code="upstream_timeout")
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return ApiError(502, f"candidate {endpoint.name!r} at {endpoint.base_url} is unreachable: {error}",
+                        "upstream_error", code="upstream_unreachable")
+    return ApiError(502, f"candidate {endpoint.name!r} failed: {type(error).__name__}: {error}", "upstream_error",
+                    code="upstream_error")
+
+
+# --------------------------------------------------------------------------------------------------
+# Config
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Endpoint:
+    """One candidate's OpenAI-compatible endpoint and price."""
+
+    name: str
+    base_url: str
+    model: str
+    api_key: str | None = field(repr=False)  # never printed
+    price: cost.Price | None
+    typical_output_tokens: float | None
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+@dataclass
+class ServeConfig:
+    endpoints: dict[str, Endpoint]
+    router_model: str = ROUTER_MODEL
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    willingness_to_pay: float | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ServeConfig":
+        """Read the candidates config (see the module docstring); API keys are read from the environment now."""
+        config = cost.load_config(path)
+        endpoints = {}
+        for entry in config["candidates"]:
+            name = entry["name"]
+            base_url = entry.get("base_url")
+            if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+                raise DataError(f"{path}: candidate {name!r}: field 'base_url' must be an http(s) URL of an "
+                                f"OpenAI-compatible API (e.g. http://127.0.0.1:8001/v1), got {base_url!r}.")
+            model = entry.get("model", name)
+            if not isinstance(model, str) or not model:
+                raise DataError(f"{path}: candidate {name!r}: field 'model' must be the upstream's model name.")
+            api_key_env = entry.get("api_key_env")
+            if api_key_env is not None and not os.environ.get(str(api_key_env)):
+                raise DataError(f"{path}: candidate {name!r}: field 'api_key_env' names ${api_key_env}, which is not "
+                                f"set. Export it, or remove api_key_env for an endpoint without a key.")
+            priced = "input_price_per_million" in entry or "output_price_per_million" in entry
+            endpoints[name] = Endpoint(
+                name, base_url.rstrip("/"), model, os.environ[str(api_key_env)] if api_key_env else None,
+                cost.prices_from_config(config, [name], path)[0] if priced else None,
+                cost.nonnegative_number(entry, "typical_output_tokens", path))
+        router_model = config.get("router_model", ROUTER_MODEL)
+        if not isinstance(router_model, str) or not router_model or router_model in endpoints:
+            raise DataError(f"{path}: field 'router_model' must be a name that no candidate has, got {router_model!r}.")
+        timeout_s = cost.nonnegative_number(config, "timeout_s", path, DEFAULT_TIMEOUT_S)
+        if timeout_s == 0:
+            raise DataError(f"{path}: field 'timeout_s' must be > 0 (seconds).")
+        return cls(endpoints, router_model, timeout_s, cost.nonnegative_number(config, "willingness_to_pay", path))
+
+
+def serving_policy(router: PretrainedRouter, config: ServeConfig) -> cost.RoutingPolicy:
+    """The server's policy for ``router`` (see the module docstring)."""
+    missing = [name for name in router.candidates if name not in config.endpoints]
+    if missing:
+        raise DataError(f"The config has no entry for the router's candidate(s) {missing}; add them under "
+                        f"`candidates:` (the router chooses among {router.candidates}).")
+    endpoints = [config.endpoints[name] for name in router.candidates]
+    saved = router.policy
+    prices = [e.price for e in endpoints]
+    if None in prices:
+        prices = saved.prices
+    elif saved.prices is not None and saved.prices != prices:
+        logger.warning("%s was calibrated with other prices than the config's; recalibrate (python src/cost.py) "
+                       "for the config's prices to mean the calibrated budget", router.folder)
+    measured = saved.typical_output_tokens or [cost.DEFAULT_TYPICAL_OUTPUT_TOKENS] * len(endpoints)
+    typical = [e.typical_output_tokens if e.typical_output_tokens is not None else measured[j]
+               for j, e in enumerate(endpoints)]
+    if config.willingness_to_pay is not None:
+        return cost.RoutingPolicy(router.candidates, willingness_to_pay=config.willingness_to_pay, prices=prices,
+                                  typical_output_tokens=typical)
+    return dataclasses.replace(saved, prices=prices, typical_output_tokens=typical)
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class ChatRequest:
+    body: dict
+    model: str
+    stream: bool
+    prompt: str                        # the text the router reads: the last user message
+    input_tokens: float                # estimated over every message
+    max_output_tokens: int | None
+    willingness_to_pay: float | None
+
+
+async def read_json_object(request: web.Request) -> dict:
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"The request body is not valid JSON ({error}).") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"The request body must be a JSON object, got {type(body).__name__}.")
+    return body
+
+
+def message_text(content, index: int) -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        return "\n".join(part["text"] for part in content
+                         if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str))
+    raise ApiError(400, f"messages[{index}].content must be a string or a list of content parts.",
+                   param=f"messages[{index}].content")
+
+
+def optional_number(body: dict, field: str, kind: type, minimum: float):
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or value < minimum:
+        raise ApiError(400, f"{field!r} must be {'a number' if kind is float else 'an integer'} >= {minimum}, "
+                            f"got {value!r}.", param=field)
+    return kind(value)
+
+
+def parse_messages(body: dict) -> tuple[str, float]:
+    """(the last user message's text, the estimated input tokens of all messages)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty list of {\"role\", \"content\"} objects.", param="messages")
+    texts, prompt = [], None
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise ApiError(400, f"messages[{index}] must be an object with a string 'role'.",
+                           param=f"messages[{index}]")
+        texts.append(message_text(message.get("content"), index))
+        if message["role"] == "user":
+            prompt = texts[-1]
+    if prompt is None:
+        raise ApiError(400, "'messages' has no user message to route on.", param="messages")
+    return prompt, sum(cost.estimate_tokens(text) for text in texts)
+
+
+def parse_chat_request(body: dict) -> ChatRequest:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "'model' must be a non-empty string: the router model or a candidate's name.",
+                       param="model")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, f"'stream' must be true or false, got {stream!r}.", param="stream")
+    prompt, input_tokens = parse_messages(body)
+    max_tokens = optional_number(body, "max_completion_tokens", int, 1) or optional_number(body, "max_tokens", int, 1)
+    return ChatRequest(body, model, stream, prompt, input_tokens, max_tokens,
+                       optional_number(body, "willingness_to_pay", float, 0))
+
+
+# --------------------------------------------------------------------------------------------------
+# Routing and forwarding
+# --------------------------------------------------------------------------------------------------
+
+class RouteBatcher:
+    """Routes prompts in batches on one worker thread: each batch takes what queued while the last one ran."""
+
+    def __init__(self, route: Callable[[list[str]], np.ndarray], max_batch: int = MAX_ROUTING_BATCH):
+        self.route = route
+        self.max_batch = max_batch
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router")
+        self.worker: asyncio.Task | None = None
+        self.prompts = 0
+        self.batches = 0
+
+    def start(self) -> None:
+        self.worker = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        self.worker.cancel()
+        await asyncio.gather(self.worker, return_exceptions=True)
+        self.executor.shutdown(wait=True)
+
+    async def scores(self, prompt: str) -> np.ndarray:
+        """The router's k scores for ``prompt``."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((prompt, future))
+        return await future
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                scores = await loop.run_in_executor(self.executor, self.route, [prompt for prompt, _ in batch])
+            except Exception as error:  # answered to each waiting request (a 500), the worker goes on
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            self.prompts += len(batch)
+            self.batches += 1
+            for (_, future), row in zip(batch, scores):
+                if not future.done():  # a request whose client left is cancelled
+                    future.set_result(row)
+
+
+class RoutingServer:
+    """The server's state (router, config, policy, batcher, upstream session) and its handlers."""
+
+    def __init__(self, router: PretrainedRouter, config: ServeConfig):
+        self.router = router
+        self.config = config
+        self.policy = serving_policy(router, config)
+        self.batcher = RouteBatcher(router.route)
+        self.session: aiohttp.ClientSession | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+        app.on_startup.append(self.start)
+        app.on_cleanup.append(self.stop)
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/v1/route", self.route)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/health", self.health)
+        return app
+
+    async def start(self, app: web.Application) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.timeout_s, sock_read=self.config.timeout_s)
+        self.session = aiohttp.ClientSession(timeout=timeout,
+                                             connector=aiohttp.TCPConnector(limit=MAX_UPSTREAM_CONNECTIONS))
+        self.batcher.start()
+
+    async def stop(self, app: web.Application) -> None:
+        await self.batcher.stop()
+        await self.session.close()
+
+    async def decide(self, prompt: str, input_tokens: float, max_output_tokens: int | None,
+                     willingness_to_pay: float | None) -> RoutingDecision:
+        """The routing of one prompt (batched with the prompts that arrive with it)."""
+        policy = self.policy
+        if willingness_to_pay is not None:
+            try:
+                policy = dataclasses.replace(policy, rule="willingness_to_pay", willingness_to_pay=willingness_to_pay)
+            except DataError as error:
+                raise ApiError(400, f"'willingness_to_pay' cannot be used here: {error}",
+                               param="willingness_to_pay") from None
+        scores = (await self.batcher.scores(prompt))[None]
+        quality = cost.normalise_scores(scores, self.router.score_kind)
+        costs = policy.expected_costs([input_tokens], max_output_tokens)
+        return RoutingDecision(self.router.candidates, scores, quality, costs, policy.choose(quality, costs))
+
+    def endpoint_for(self, model: str) -> Endpoint | None:
+        """The candidate named ``model`` (bypass), None for the router model; 404 for anything else."""
+        if model == self.config.router_model:
+            return None
+        if model in self.config.endpoints:
+            return self.config.endpoints[model]
+        raise ApiError(404, f"The model {model!r} does not exist here: use {self.config.router_model!r} (routed) or "
+                            f"a candidate: {', '.join(self.config.endpoints)}.", code="model_not_found", param="model")
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        chat = parse_chat_request(await read_json_object(request))
+        endpoint = self.endpoint_for(chat.model)
+        if endpoint is None:
+            decision = await self.decide(chat.prompt, chat.input_tokens, chat.max_output_tokens,
+                                         chat.willingness_to_pay)
+            endpoint = self.config.endpoints[decision.chosen()[0]]
+        payload = {key: value for key, value in chat.body.items() if key != "willingness_to_pay"}
+        payload["model"] = endpoint.model
+        headers = {"X-Lookahead-Candidate": endpoint.name,
+                   "X-Lookahead-Routing-Ms": f"{(time.perf_counter() - started) * 1000:.3f}"}
+        try:
+            async with self.session.post(f"{endpoint.base_url}/chat/completions", json=payload,
+                                         headers=endpoint.headers()) as upstream:
+                if upstream.status != 200:
+                    raise upstream_status_error(endpoint, upstream.status, await upstream.text())
+                if chat.stream:
+                    return await self.relay_stream(request, upstream, endpoint, headers)
+                answer = json.loads(await upstream.read())
+        except (asyncio.TimeoutError, aiohttp.ClientError) as error:
+            raise upstream_failure(endpoint, error, self.config.timeout_s) from None
+        except ValueError:
+            raise ApiError(502, f"candidate {endpoint.name!r} answered something that is not JSON.",
+                           "upstream_error", code="upstream_invalid_json") from None
+        if isinstance(answer, dict):
+            answer["routed_candidate"] = endpoint.name
+        return web.json_response(answer, headers=headers)
+
+    async def relay_stream(self, request: web.Request, upstream: aiohttp.ClientResponse, endpoint: Endpoint,
+                           headers: dict[str, str]) -> web.StreamResponse:
+        """Pass the candidate's SSE stream through as it comes; a failure after the start ends it with an error
+        event."""
+        response = web.StreamResponse(headers={
+            **headers, "Content-Type": upstream.headers.get("Content-Type", "text/event-stream"),
+            "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        try:
+            while True:
+                try:
+                    chunk = await upstream.content.readany()
+                except (asyncio.TimeoutError, aiohttp.ClientError) as error:
+                    body = upstream_failure(endpoint, error, self.config.timeout_s).body
+                    await response.write(b"data: " + json.dumps(body).encode() + b"\n\n")
+                    break
+                if not chunk:
+                    break
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            logger.info("client left during a stream from %s", endpoint.name)  # closing upstream stops it too
+        return response
+
+    async def route(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        body = await read_json_object(request)
+        if isinstance(body.get("prompt"), str):
+            prompt, input_tokens = body["prompt"], cost.estimate_tokens(body["prompt"])
+        elif "messages" in body:
+            prompt, input_tokens = parse_messages(body)
+        else:
+            raise ApiError(400, "Give 'messages' (a chat) or 'prompt' (a string) to route.", param="messages")
+        decision = await self.decide(prompt, input_tokens, optional_number(body, "max_tokens", int, 1),
+                                     optional_number(body, "willingness_to_pay", float, 0))
+        return web.json_response({
+            "candidate": decision.chosen()[0], "candidates": self.router.candidates,
+            "scores": decision.scores[0].tolist(), "quality": decision.quality[0].tolist(),
+            "expected_costs": decision.costs[0].tolist(), "routing_ms": (time.perf_counter() - started) * 1000})
+
+    async def models(self, request: web.Request) -> web.Response:
+        data = [{"id": self.config.router_model, "object": "model", "owned_by": "lookahead-routing"}]
+        data += [{"id": name, "object": "model", "owned_by": "candidate"} for name in self.config.endpoints]
+        return web.json_response({"object": "list", "data": data})
+
+    async def health(self, request: web.Request) -> web.Response:
+        policy = {key: value for key, value in self.policy.to_json().items() if key not in ("prices", "calibration")}
+        return web.json_response({
+            "status": "ok", "router": str(self.router.folder), "stage": self.router.stage,
+            "router_model": self.config.router_model, "candidates": self.router.candidates, "policy": policy,
+            "routed_prompts": self.batcher.prompts, "routing_batches": self.batcher.batches})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="OpenAI-compatible server that routes each request to a candidate.")
+    parser.add_argument("--router", required=True, help="A trained router folder (with router_config.json).")
+    parser.add_argument("--config", required=True, help="Candidates config (see candidates.example.yaml).")
+    parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+    parser.add_argument("--port", type=int, default=8000, help="Port to listen on (default 8000).")
+    parser.add_argument("--device", default="cpu", help="Where the router runs: cpu (default) or cuda.")
+    parser.add_argument("--torch_threads", type=int, default=1, help="Torch CPU threads for the router (default 1).")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
+    config = ServeConfig.from_file(args.config)
+    router = PretrainedRouter.from_pretrained(args.router, device=args.device)
+    server = RoutingServer(router, config)
+    logger.info("routing %s over %s as model %r; policy %s", args.router, ", ".join(router.candidates),
+                config.router_model, {k: v for k, v in server.policy.to_json().items() if k != "calibration"})
+    web.run_app(server.app(), host=args.host, port=args.port, access_log=None)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    main()

@@ -1,0 +1,206 @@
+"""Cost-aware routing: costs, the lambda rule, curves, AIQ, APGR / CPT and calibration, against hand-computed values."""
+import json
+
+import numpy as np
+import pytest
+
+import cost
+from routers.pretrained import PretrainedRouter, save_untrained_router
+from test_pretrained_router import CANDIDATES, save_tiny_bert, write_synthetic_data
+from utils.io import DataError
+
+# Three queries, two candidates. Quality estimates and decision costs (candidate 0 costs 2, candidate 1 costs 1):
+#   query 0: 0.9 vs 0.5 -> candidate 0 until lambda = 0.4/1 = 0.4
+#   query 1: 0.6 vs 0.5 -> candidate 0 until lambda = 0.1
+#   query 2: 0.2 vs 0.8 -> candidate 1 always (better and cheaper)
+QUALITY = np.array([[0.9, 0.5], [0.6, 0.5], [0.2, 0.8]])
+COSTS = np.array([[2.0, 1.0]] * 3)
+TRUE_SCORES = np.array([[1, 0], [0, 1], [0, 1]])  # accuracy headline = 100 x mean score of the choices
+
+
+def accuracy(choices):
+    return float(TRUE_SCORES[np.arange(len(choices)), choices].mean() * 100)
+
+
+def test_prices_tokens_and_realised_costs():
+    assert cost.estimate_tokens("abcdefgh") == 2.0 and cost.estimate_tokens(None) == 0.0
+    price = cost.Price(input_per_million=2.0, output_per_million=8.0)
+    assert price.cost(100, 50) == pytest.approx((100 * 2 + 50 * 8) / 1000)  # USD per 1,000 queries
+    records = [{"prompt": "x" * 40, "responses": ["y" * 400, "z" * 4], "output_tokens": [None, 30]}]
+    realised = cost.realised_costs(records, [price, cost.Price(1.0, 1.0)])
+    # candidate 0: 10 input + 100 estimated output tokens; candidate 1: 10 input + 30 recorded output tokens
+    np.testing.assert_allclose(realised, [[(10 * 2 + 100 * 8) / 1000, (10 + 30) / 1000]])
+    assert cost.typical_output_tokens(records + [{"prompt": "", "responses": ["y" * 40, "z" * 40]}]) == [55.0, 20.0]
+    np.testing.assert_allclose(cost.expected_costs([10, 20], [price], [5]), [[(20 + 40) / 1000], [(40 + 40) / 1000]])
+
+
+def test_normalise_scores():
+    scores = np.array([[0.0, np.log(3.0)], [2.0, 2.0]])
+    np.testing.assert_allclose(cost.normalise_scores(scores, "softmax"), [[0.25, 0.75], [0.5, 0.5]])
+    np.testing.assert_allclose(cost.normalise_scores([[0.0, np.log(3.0)]], "sigmoid"), [[0.5, 0.75]])
+    np.testing.assert_allclose(cost.normalise_scores(scores, "identity"), scores)
+    with pytest.raises(ValueError, match="Unknown score kind"):
+        cost.normalise_scores(scores, "tanh")
+
+
+def test_cost_aware_and_threshold_choices():
+    assert cost.cost_aware_choice(QUALITY, COSTS, 0.0).tolist() == [0, 0, 1]
+    assert cost.cost_aware_choice(QUALITY, COSTS, 0.25).tolist() == [0, 1, 1]
+    assert cost.cost_aware_choice(QUALITY, COSTS, 0.5).tolist() == [1, 1, 1]
+    assert cost.threshold_choice(QUALITY, strong=0, weak=1, threshold=0.2).tolist() == [0, 1, 1]
+
+
+def test_quality_cost_curve_visits_every_distinct_routing():
+    np.testing.assert_allclose(cost.crossing_points(QUALITY, COSTS), [0.1, 0.4])
+    np.testing.assert_allclose(cost.willingness_grid(QUALITY, COSTS), [0.0, 0.25, 0.8])
+    curve = cost.quality_cost_curve(accuracy, QUALITY, COSTS, COSTS)
+    np.testing.assert_allclose([(p.willingness_to_pay, p.cost, p.quality) for p in curve],
+                               [(0.8, 1.0, 200 / 3), (0.25, 4 / 3, 100.0), (0.0, 5 / 3, 200 / 3)])
+    assert curve[1].route_share == pytest.approx([1 / 3, 2 / 3])
+    np.testing.assert_allclose(cost.fixed_points(accuracy, COSTS), [(2.0, 100 / 3), (1.0, 200 / 3)])
+    # Many crossings: the grid keeps max_points lambdas spread by quantile, from 0 to past the last crossing.
+    rng = np.random.default_rng(0)
+    quality, costs = rng.random((200, 3)), rng.random((200, 3))
+    grid = cost.willingness_grid(quality, costs, max_points=16)
+    assert len(grid) == 16 and grid[0] == 0 and grid[-1] == 2 * cost.crossing_points(quality, costs)[-1]
+
+
+def test_nondecreasing_hull_and_aiq():
+    points = [(0, 1), (1, 3), (1.5, 2), (2, 4), (3, 4.5), (4, 4), (1, 2.5)]
+    np.testing.assert_allclose(cost.nondecreasing_hull(points), [(0, 1), (1, 3), (2, 4), (3, 4.5)])
+    np.testing.assert_allclose(cost.nondecreasing_hull([(0, 0), (1, 1), (2, 2)]), [(0, 0), (2, 2)])  # collinear
+    np.testing.assert_allclose(cost.nondecreasing_hull([(0, 5), (1, 3), (2, 4)]), [(0, 5)])  # cheapest is best
+    # trapezoids: (1+3)/2 + (3+4)/2 + (4+4.5)/2 + 4.5 (flat after the last vertex) = 14.25 over a width of 4
+    assert cost.aiq(points, (0, 4)) == pytest.approx(14.25 / 4)
+    # from 0.5 (h = 2) to 2.5 (h = 4.25): 0.5 x 2.5 + 1 x 3.5 + 0.5 x 4.125 = 6.8125 over a width of 2
+    assert cost.aiq(points, (0.5, 2.5)) == pytest.approx(6.8125 / 2)
+    with pytest.raises(ValueError, match="below the cheapest point"):
+        cost.aiq(points, (-1, 4))
+
+
+def test_apgr_and_cpt():
+    true_scores = np.array([[1, 0], [1, 0], [0, 0], [1, 1]])  # strong (0): 75%, weak (1): 25%
+    quality = np.array([[0.9, 0.1], [0.2, 0.6], [0.5, 0.5], [0.7, 0.3]])  # strong - weak: 0.8, -0.4, 0, 0.4
+
+    def headline(choices):
+        return float(true_scores[np.arange(4), choices].mean() * 100)
+
+    shares, qualities = cost.strong_share_curve(headline, quality, strong=0, weak=1, steps=4)
+    np.testing.assert_allclose(shares, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(qualities, [25, 50, 50, 50, 75])  # queries sent in the order 0, 3, 2, 1
+    # PGR = [0, .5, .5, .5, 1]; trapezoids of width .25: .25 x (.25 + .5 + .5 + .75)
+    assert cost.apgr(shares, qualities, 25, 75) == pytest.approx(0.5)
+    assert cost.cpt(shares, qualities, 25, 75, 0.5) == pytest.approx(0.25)
+    assert cost.cpt(shares, qualities, 25, 75, 0.8) == pytest.approx(0.75 + 0.3 / 0.5 * 0.25)
+    assert cost.cpt(shares, qualities, 25, 75, 1.2) is None
+    assert cost.apgr(shares, qualities, 50, 50) is None and cost.cpt(shares, qualities, 50, 50, 0.5) is None
+
+
+def test_calibration_to_a_budget_and_to_a_strong_share():
+    # mean costs: lambda 0 -> 5/3, 0.25 -> 4/3, 0.8 -> 1
+    assert cost.calibrate_willingness_to_pay(QUALITY, COSTS, budget=2.0) == 0.0
+    assert cost.calibrate_willingness_to_pay(QUALITY, COSTS, budget=1.5) == pytest.approx(0.25)
+    assert cost.calibrate_willingness_to_pay(QUALITY, COSTS, budget=1.0) == pytest.approx(0.8)
+    with pytest.raises(DataError, match="below the cheapest routing"):
+        cost.calibrate_willingness_to_pay(QUALITY, COSTS, budget=0.5)
+    quality = np.array([[0.9, 0.1], [0.2, 0.6], [0.5, 0.5], [0.7, 0.3]])  # strong - weak: 0.8, -0.4, 0, 0.4
+    assert cost.calibrate_threshold(quality, 0, 1, 0.5) == pytest.approx(0.2)
+    assert cost.calibrate_threshold(quality, 0, 1, 0.25) == pytest.approx(0.6)
+    assert cost.calibrate_threshold(quality, 0, 1, 0.0) == pytest.approx(1.8)
+    assert cost.calibrate_threshold(quality, 0, 1, 1.0) == pytest.approx(-1.4)
+    assert cost.threshold_choice(quality, 0, 1, 0.2).tolist() == [0, 1, 1, 0]
+
+
+def test_benchmark_cost_analysis_on_records():
+    # prices make candidate 0's 8-character answers cost 2 and candidate 1's 4-character answers cost 1
+    records = [{"prompt": "abcd", "responses": ["x" * 8, "y" * 4]} for _ in range(3)]
+    prices = [cost.Price(0.0, 1000.0), cost.Price(0.0, 1000.0)]
+    analysis = cost.benchmark_cost_analysis(accuracy, records, QUALITY, "identity", prices)
+    np.testing.assert_allclose([(p["cost"], p["quality"]) for p in analysis["curve"]],
+                               [(1.0, 200 / 3), (4 / 3, 100.0), (5 / 3, 200 / 3)])
+    assert analysis["fixed"] == [{"cost": 2.0, "quality": pytest.approx(100 / 3)},
+                                 {"cost": 1.0, "quality": pytest.approx(200 / 3)}]
+    assert analysis["cost_range"] == [1.0, 2.0]
+    # hull (1, 200/3) -> (4/3, 100), then flat: (1/3)(200/3 + 100)/2 + (2/3) 100 = 850/9 over a width of 1
+    assert analysis["aiq"] == pytest.approx(850 / 9)
+    assert analysis["aiq_zero_router"] == pytest.approx(200 / 3)  # the cheaper candidate is also the better one
+    assert analysis["pair"] == {"strong": 1, "weak": 0}
+    assert analysis["strong_share_curve"]["quality"][0] == pytest.approx(100 / 3)
+    assert analysis["strong_share_curve"]["quality"][-1] == pytest.approx(200 / 3)
+
+
+def test_policy_round_trip_and_validation(tmp_path):
+    policy = cost.RoutingPolicy(["A", "B"], willingness_to_pay=2.0, prices=[cost.Price(1, 2), cost.Price(3, 4)],
+                                typical_output_tokens=[10.0, 20.0], calibration={"target": {"budget": 1.0}})
+    again = cost.RoutingPolicy.from_json(json.loads(json.dumps(policy.to_json())), "here")
+    assert again == policy
+    np.testing.assert_allclose(policy.expected_costs([4], max_output_tokens=15), [[(4 + 20) / 1000, (12 + 60) / 1000]])
+    with pytest.raises(DataError, match="needs the candidates' prices"):
+        cost.RoutingPolicy(["A", "B"], willingness_to_pay=1.0)
+    with pytest.raises(DataError, match="not one of"):
+        cost.RoutingPolicy(["A", "B"], rule="threshold", strong="C", weak="A", threshold=0.0)
+    (tmp_path / cost.POLICY_FILE).write_text(json.dumps(policy.to_json()))
+    with pytest.raises(DataError, match="calibrated for candidates"):
+        cost.load_policy(tmp_path, ["A", "C"])
+    assert cost.load_policy(tmp_path / "elsewhere", ["A", "B"]) is None
+
+
+def test_score_kind_of_runs(tmp_path):
+    (tmp_path / "knn").mkdir()
+    (tmp_path / "knn" / "config.json").write_text(json.dumps({"router_type": "knn"}))
+    assert cost.score_kind_of(tmp_path / "knn") == "identity"
+    (tmp_path / "run" / "fold_0").mkdir(parents=True)
+    (tmp_path / "run" / "run_args.json").write_text(json.dumps({"routing_loss": "BCE"}))
+    (tmp_path / "run" / "fold_0" / "router_config.json").write_text(json.dumps({"stage": "sc"}))
+    assert cost.score_kind_of(tmp_path / "run" / "fold_0") == "sigmoid"
+    assert cost.score_kind_of(tmp_path / "run") == "sigmoid"
+    with pytest.raises(DataError, match="cannot tell how to read its scores"):
+        cost.score_kind_of(tmp_path)
+
+
+def test_config_errors_name_the_file_and_the_field(tmp_path):
+    path = tmp_path / "candidates.yaml"
+    path.write_text("candidates: [\n")
+    with pytest.raises(DataError, match="malformed YAML"):
+        cost.load_config(path)
+    path.write_text("candidates:\n  - name: A\n    input_price_per_million: 1\n    output_price_per_million: -2\n"
+                    "  - name: B\n")
+    config = cost.load_config(path)
+    with pytest.raises(DataError, match=r"'A'.*output_price_per_million.*>= 0"):
+        cost.prices_from_config(config, ["A"], path)
+    with pytest.raises(DataError, match="'B' needs input_price_per_million"):
+        cost.prices_from_config(config, ["B"], path)
+    with pytest.raises(DataError, match="'C' has no entry"):
+        cost.prices_from_config(config, ["C"], path)
+    path.write_text("candidates:\n  - name: A\n  - name: A\n")
+    with pytest.raises(DataError, match="listed twice"):
+        cost.load_config(path)
+
+
+def test_calibration_command_saves_a_policy_the_router_loads(tmp_path):
+    data_dir = write_synthetic_data(tmp_path / "data")  # recorded output tokens: A 100, B 200
+    folder = save_untrained_router(tmp_path / "router", "sc", save_tiny_bert(tmp_path / "bert"), CANDIDATES,
+                                   max_prompt_length=8)
+    config = tmp_path / "candidates.yaml"
+    config.write_text("candidates:\n"
+                      "  - {name: A, input_price_per_million: 1, output_price_per_million: 1}\n"
+                      "  - {name: B, input_price_per_million: 1, output_price_per_million: 10}\n")
+    common = ["--router", str(folder), "--config", str(config), "--data_dir", str(data_dir),
+              "--validation_sets", "Synth"]
+    # A costs about 0.1 and B about 2 per 1,000 queries: a budget of 0.5 over 4 queries leaves no room for B.
+    cost.main(common + ["--budget", "0.5"])
+    router = PretrainedRouter.from_pretrained(folder)
+    policy = router.policy
+    assert policy.rule == "willingness_to_pay" and policy.typical_output_tokens == [100.0, 200.0]
+    assert policy.calibration["validation_queries"] == 4
+    assert policy.calibration["route_share"] == {"A": 1.0, "B": 0.0}
+    assert policy.calibration["mean_expected_cost"] <= 0.5
+    validation = ["read dict 12", "merge tree 13", "read list 14", "file add 15"]  # eval ids q12..q15
+    assert router.decide(validation).chosen() == ["A"] * 4
+
+    cost.main(common + ["--strong_share", "0.5", "--strong", "B", "--weak", "A"])
+    policy = PretrainedRouter.from_pretrained(folder).policy
+    assert (policy.rule, policy.strong, policy.weak) == ("threshold", "B", "A")
+    assert policy.calibration["route_share"] == {"A": 0.5, "B": 0.5}
+    with pytest.raises(DataError, match="below the cheapest routing"):
+        cost.main(common + ["--budget", "0.001"])

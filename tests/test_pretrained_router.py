@@ -1,0 +1,145 @@
+"""PretrainedRouter.from_pretrained: every stage loads from its folder and routes as training routed."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM
+
+import cost
+import train
+from model import load_router_model
+from model.backbones import resolve_backbone
+from routers.pretrained import PretrainedRouter, save_untrained_router
+from trainers import STAGES
+from utils.io import DataError
+
+CANDIDATES = ["A", "B"]
+WORDS = "sort list add numbers parse string count words merge dict read file print tree".split()
+TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+
+
+def write_jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def save_tiny_bert(folder) -> str:
+    """A 2-layer BERT (hidden 16, random weights) with MiniLM's tokenizer, saved in ``folder``."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), max_position_embeddings=128, **TINY)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def write_synthetic_data(root: Path) -> Path:
+    """train/Synth (12 training + 4 validation queries, token counts recorded) and test/GSM8k (8 questions)."""
+    synth = root / "train" / "Synth"
+    ids = [f"q{i}" for i in range(16)]
+    write_jsonl(synth / "instructions.jsonl",
+                [{"prompt_id": i, "prompt": f"{WORDS[n % 14]} {WORDS[(3 * n) % 14]} {n}"} for n, i in enumerate(ids)])
+    (synth / "eval_ids.json").write_text(json.dumps(ids[12:]))
+    for c, llm in enumerate(CANDIDATES):
+        write_jsonl(synth / "responses" / f"{llm}.jsonl",
+                    [{"prompt_id": i, "response": f"{llm} answers {WORDS[(n + c) % 14]} " * (1 + n % 3),
+                      "response_toknes": 100 * (c + 1), "score": float((n + c) % 3) / 2} for n, i in enumerate(ids)])
+    gsm = root / "test" / "GSM8k"
+    gsm.mkdir(parents=True)
+    for c, llm in enumerate(CANDIDATES):
+        details = {str(n): {"prompt": [{"prompt": f"how many {WORDS[n]} are {n}"}], "origin_prediction": f"{n + c}",
+                            "correct": (n + c) % 2 == 0} for n in range(8)}
+        (gsm / f"{llm}.json").write_text(json.dumps({"details": details}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backbones")
+    smol_tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:smollm2-135m-instruct"))
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(smol_tokenizer), num_key_value_heads=1, max_position_embeddings=256,
+                                 tie_word_embeddings=True, **TINY)).save_pretrained(root / "llama")
+    smol_tokenizer.save_pretrained(root / "llama")
+    return {"bert": save_tiny_bert(root / "bert"), "llama": str(root / "llama")}
+
+
+PROMPTS = ["sort a list of numbers", "parse this string and count its words, then print the tree", "hi"]
+RESPONSES = [["A says sort", "B says sorted(x)"], ["A parses", "B counts words " * 5], ["hello", "hi there"]]
+
+
+@pytest.mark.parametrize("stage, backbone, options", [
+    ("mask_concat", "bert", {"mask_length": 3}),
+    ("sc", "bert", {}),
+    ("causal", "llama", {"max_response_length": 4}),
+    ("gt_responses", "llama", {"max_response_length": 4, "routing_loss": "MSE"}),
+])
+def test_every_stage_routes_like_its_trainer(backbones, tmp_path, stage, backbone, options):
+    folder = save_untrained_router(tmp_path / stage, stage, backbones[backbone], CANDIDATES, max_prompt_length=8,
+                                   **options)
+    router = PretrainedRouter.from_pretrained(folder, batch_size=2)  # 3 prompts: two batches
+    assert (router.stage, router.candidates) == (stage, CANDIDATES)
+    assert router.score_kind == {"sc": "sigmoid", "gt_responses": "sigmoid"}.get(stage, "softmax")
+    scores = router.route(PROMPTS, responses=RESPONSES)
+
+    # The trainer's own routing path (what train.py writes as test predictions) on the same folder.
+    model, tokenizer = load_router_model(folder)
+    config_class, trainer_class = STAGES[stage]
+    args = config_class(output_dir=str(tmp_path / "trainer"), report_to="none", per_device_eval_batch_size=8,
+                        eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    expected = trainer_class(args, model=model, processing_class=tokenizer).route(
+        [{"prompt": p, "responses": r} for p, r in zip(PROMPTS, RESPONSES)])
+    assert scores.shape == (3, 2)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    if stage == "gt_responses":
+        with pytest.raises(ValueError, match="pass responses"):
+            router.route(PROMPTS)
+
+
+def test_cross_fit_run_folds_load_and_reproduce_their_predictions(backbones, tmp_path):
+    data_dir = write_synthetic_data(tmp_path / "data")
+    out = tmp_path / "run"
+    train.main(["sc", "--backbone_name_or_path", backbones["bert"], "--data_dir", str(data_dir), "--train_datasets",
+                "Synth", "--candidate_llms", *CANDIDATES, "--test_datasets", "GSM8k", "--output_dir", str(out),
+                "--cross_fit_folds", "2", "--max_steps", "1", "--eval_steps", "1", "--save_steps", "1",
+                "--max_prompt_length", "8", "--per_device_train_batch_size", "4", "--seed", "0",
+                "--disable_tqdm", "True"])
+    with pytest.raises(DataError, match=r"cross-fit run.*fold_0"):
+        PretrainedRouter.from_pretrained(out)
+    prompts = {str(n): f"how many {WORDS[n]} are {n}" for n in range(8)}
+    for fold in range(2):
+        rows = json.loads((out / f"fold_{fold}" / "test_predictions" / "GSM8k.json").read_text())
+        router = PretrainedRouter.from_pretrained(out / f"fold_{fold}")
+        assert router.score_kind == "sigmoid"  # sc trains with BCE, read from the run's run_args.json
+        scores = router.route([prompts[row["prompt_id"]] for row in rows])
+        np.testing.assert_allclose(scores, [row["router_scores"] for row in rows], atol=1e-5)
+        assert router.decide([prompts[row["prompt_id"]] for row in rows]).choices.tolist() == \
+            [row["choice"] for row in rows]
+
+
+def test_decide_applies_the_saved_policy(backbones, tmp_path):
+    folder = save_untrained_router(tmp_path / "r", "sc", backbones["bert"], CANDIDATES, max_prompt_length=8)
+    quality_only = PretrainedRouter.from_pretrained(folder).decide(PROMPTS)
+    assert quality_only.choices.tolist() == quality_only.scores.argmax(1).tolist()
+    np.testing.assert_allclose(quality_only.quality, 1 / (1 + np.exp(-quality_only.scores)))
+    assert (quality_only.costs == 0).all()
+
+    # B costs 10x more per output token; at lambda = 1000 the quality gap (< 1) never pays for it.
+    prices = [cost.Price(1.0, 1.0), cost.Price(1.0, 10.0)]
+    policy = cost.RoutingPolicy(CANDIDATES, willingness_to_pay=1000.0, prices=prices, typical_output_tokens=[100, 100])
+    (folder / cost.POLICY_FILE).write_text(json.dumps(policy.to_json()))
+    router = PretrainedRouter.from_pretrained(folder)
+    decision = router.decide(PROMPTS)
+    assert decision.chosen() == ["A", "A", "A"]
+    input_tokens = np.array([len(p) / 4 for p in PROMPTS])
+    np.testing.assert_allclose(decision.costs[:, 0], (input_tokens + 100) / 1000)
+    np.testing.assert_allclose(decision.costs[:, 1], (input_tokens + 1000) / 1000)
+    # An explicit policy wins over the saved one.
+    assert router.decide(PROMPTS, policy=cost.RoutingPolicy(CANDIDATES)).choices.tolist() == \
+        quality_only.choices.tolist()
+
+
+def test_a_folder_without_a_router_is_refused(tmp_path):
+    with pytest.raises(DataError, match="not a trained router folder"):
+        PretrainedRouter.from_pretrained(tmp_path)
