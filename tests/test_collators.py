@@ -47,10 +47,11 @@ def test_mask_concat_training_layout_with_right_truncation(bert):
     assert batch["input_ids"].tolist() == [
         [CLS, a, b, SEP, d, e, PAD, SEP, a, b, c, SEP],
         [CLS, e, SEP, c, PAD, PAD, SEP, d, PAD, PAD, SEP, PAD]]
-    assert batch["attention_mask"].tolist() == [[1] * 12, [1] * 11 + [0]]
+    assert batch["document_ids"].tolist() == [[0] * 12, [1] * 11 + [-1]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7],
                                               [0, 1, 2, 3, 4, 5, 6, 3, 4, 5, 6, 0]]
-    assert batch["slot_positions"].tolist() == [[[4, 5, 6], [8, 9, 10]], [[3, 4, 5], [7, 8, 9]]]
+    # flat indices into the 2 x 12 grid: the second query's row starts at 12
+    assert batch["slot_positions"].tolist() == [[[4, 5, 6], [8, 9, 10]], [[15, 16, 17], [19, 20, 21]]]
     assert batch["scores"].tolist() == [[0.5, 1.0], [1.0, 0.0]]
 
 
@@ -69,7 +70,7 @@ def test_mask_concat_routing_layout_masks_every_slot(bert):
     batch = collator(collator.encode([record("a b", ["c", "d"])]))
     assert batch["input_ids"].tolist() == [[CLS, a, b, SEP, m1, m1, SEP, m2, m2, SEP]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 5, 6, 4, 5, 6]]
-    assert set(batch) == {"input_ids", "attention_mask", "position_ids"}
+    assert set(batch) == {"input_ids", "position_ids", "document_ids"}
     assert collator.max_position() == 1 + 8 + 1 + 2
 
 
@@ -98,20 +99,24 @@ def test_causal_training_and_routing_layouts(smol):
     batch = collator(features)
     prompt = before + [hello] + after  # the prompt cut to 1 token
     n = len(prompt)
-    assert batch["input_ids"].tolist() == [prompt + [m1, yes, eos], prompt + [m2, no, eos]]
-    assert batch["labels"].tolist() == [[-100] * (n + 1) + [yes, eos], [-100] * (n + 1) + [no, eos]]
-    assert batch["position_ids"].tolist() == [list(range(n + 3))] * 2
-    assert batch["model_id_positions"].tolist() == [n, (n + 3) + n]
+    # One document: the prompt once, then one block per candidate whose positions continue from the prompt.
+    assert batch["input_ids"].tolist() == [prompt + [m1, yes, eos, m2, no, eos]]
+    assert batch["position_ids"].tolist() == [list(range(n)) + [n, n + 1, n + 2] * 2]
+    assert batch["block_ids"].tolist() == [[0] * n + [1, 1, 1, 2, 2, 2]]
+    assert batch["document_ids"].tolist() == [[0] * (n + 6)]
+    assert batch["labels"].tolist() == [[-100] * (n + 1) + [yes, eos, -100, no, eos]]
+    assert batch["model_id_positions"].tolist() == [n, n + 3]
 
     wide = CausalCollator(smol, 2, max_prompt_length=2, max_response_length=1, model_id_token_ids=[m1, m2])
     routing = wide(wide.encode([record("hello world", ["a", "b"]), record("hello", ["a", "b"])]))
     long_prompt, short_prompt = before + [hello, world] + after, prompt
     n = len(long_prompt)
-    assert routing["input_ids"].tolist() == [
-        long_prompt + [m1], long_prompt + [m2],
-        short_prompt + [m1, eos], short_prompt + [m2, eos]]  # padded with EOS, SmolLM2's pad token
-    assert routing["attention_mask"][2].tolist() == [1] * n + [0]
-    assert routing["model_id_positions"].tolist() == [n, (n + 1) + n, 2 * (n + 1) + n - 1, 3 * (n + 1) + n - 1]
+    assert routing["input_ids"].tolist() == [long_prompt + [m1, m2],
+                                             short_prompt + [m1, m2, eos]]  # padded with EOS, SmolLM2's pad token
+    assert routing["document_ids"].tolist() == [[0] * (n + 2), [1] * (n + 1) + [-1]]
+    assert routing["position_ids"].tolist() == [list(range(n)) + [n, n], list(range(n - 1)) + [n - 1, n - 1, 0]]
+    assert routing["block_ids"].tolist() == [[0] * n + [1, 2], [0] * (n - 1) + [1, 2, 0]]
+    assert routing["model_id_positions"].tolist() == [n, n + 1, (n + 2) + n - 1, (n + 2) + n]
     assert "labels" not in routing and "scores" not in routing
 
 
@@ -120,7 +125,8 @@ def test_prompt_collator_reads_the_prompt_alone(bert):
     collator = PromptCollator(bert, 2, max_prompt_length=2)
     batch = collator(collator.encode([record("a b c", ["x", "y"]), record("c", ["x", "y"])], scores=[[1, 0], [0, 1]]))
     assert batch["input_ids"].tolist() == [[CLS, a, b, SEP], [CLS, c, SEP, PAD]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert batch["document_ids"].tolist() == [[0, 0, 0, 0], [1, 1, 1, -1]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3], [0, 1, 2, 0]]
     assert batch["scores"].tolist() == [[1.0, 0.0], [0.0, 1.0]]
 
 

@@ -85,7 +85,8 @@ def test_mask_concat_model(backbones, tmp_path, backbone):
     # Position symmetry: identical mask embeddings -> the two blocks' hidden states are identical.
     batch = collator(collator.encode(RECORDS[:1]))
     with torch.no_grad():
-        hidden = model.backbone.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+        hidden = model.backbone.base_model(input_ids=batch["input_ids"],
+                                           attention_mask=torch.ones_like(batch["input_ids"]),
                                            position_ids=batch["position_ids"]).last_hidden_state[0]
     prompt_length = len(collator.encode(RECORDS[:1])[0]["prompt_ids"])
     first, second = hidden[prompt_length:prompt_length + 4], hidden[prompt_length + 4:prompt_length + 8]
@@ -96,7 +97,7 @@ def test_mask_concat_model(backbones, tmp_path, backbone):
     labels[0, prompt_length + 1], labels[0, prompt_length + 5] = 2000, 3000
     with torch.no_grad():
         ours = model(**batch, mlm_labels=labels).lm_loss
-        logits = model.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+        logits = model.backbone(input_ids=batch["input_ids"], attention_mask=torch.ones_like(batch["input_ids"]),
                                 position_ids=batch["position_ids"]).logits
     assert ours.item() == pytest.approx(F.cross_entropy(logits[0], labels[0]).item(), abs=1e-5)
 
@@ -117,11 +118,20 @@ def test_causal_model(backbones, tmp_path):
     assert model.backbone.lm_head.weight is model.backbone.model.embed_tokens.weight
 
     # Causal attention: the routing logits read in the training layout equal the routing-time ones.
-    training = collator(collator.encode(RECORDS, with_responses=True))
+    features = collator.encode(RECORDS, with_responses=True)
+    training = collator(features)
+    # The response loss equals the backbone's own loss on the plain per-candidate sequences, right-padded.
+    rows, labels = [], []
+    for feature in features:
+        for token, response in zip(model.config.candidate_token_ids, feature["response_ids"]):
+            rows.append(feature["prompt_ids"] + [token] + response)
+            labels.append([-100] * (len(feature["prompt_ids"]) + 1) + response)
+    longest = max(len(row) for row in rows)
+    padded = lambda values, fill: torch.tensor([v + [fill] * (longest - len(v)) for v in values])  # noqa: E731
     with torch.no_grad():
         outputs = model(**training)
-        expected_lm = model.backbone(input_ids=training["input_ids"], attention_mask=training["attention_mask"],
-                                     labels=training["labels"]).loss
+        expected_lm = model.backbone(input_ids=padded(rows, 0), attention_mask=padded([[1] * len(r) for r in rows], 0),
+                                     labels=padded(labels, -100)).loss
     assert torch.allclose(outputs.routing_logits, routing_logits(model, collator), atol=1e-5)
     assert outputs.lm_loss.item() == pytest.approx(expected_lm.item(), abs=1e-5)
 

@@ -1,15 +1,15 @@
 """Pooled classifiers: the prompt-only router (stage ``sc``) and the response-aware upper bound (``gt_responses``).
 
-PromptClassifier (sc): one sequence per query (the prompt alone) -> k outputs, one logit per candidate,
+PromptClassifier (sc): one document per query (the prompt alone) -> k outputs, one logit per candidate,
 trained as a multi-label classifier.
 
-ResponseScorer (gt_responses): k sequences per query, the prompt followed by candidate i's actual
+ResponseScorer (gt_responses): k documents per query, the prompt followed by candidate i's actual
 response -> one output each, reshaped to the k logits. It reads the responses, so it also needs them at
 routing time: an upper bound on what foreseeing the responses can give, not a deployable router.
 
-The backbone is an encoder or a decoder (``AutoModel``); pooling of the last hidden states:
-``cls`` (first token, encoders), ``mean`` (over non-pad tokens) or ``last`` (last non-pad token, decoders;
-inputs are right-padded).
+Documents are packed several to a row (``model.packing``). The backbone is an encoder or a decoder
+(``AutoModel``); pooling of each document's last hidden states: ``cls`` (its first token, encoders),
+``mean`` (over its tokens) or ``last`` (its last token, decoders).
 """
 from __future__ import annotations
 
@@ -18,20 +18,23 @@ from torch import nn
 from transformers import AutoModel
 
 from model.base import RouterModel, RouterModelConfig, RouterOutput
+from model.packing import attends_causally, document_bounds, packed_hidden_states
 
 POOLINGS = ("cls", "mean", "last")
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """hidden [B, T, d], attention_mask [B, T] (right-padded) -> [B, d]."""
-    if pooling == "cls":
-        return hidden[:, 0]
+def pool(hidden: torch.Tensor, document_ids: torch.Tensor, pooling: str) -> torch.Tensor:
+    """hidden [R, W, d], document_ids [R, W] (a packed batch) -> [D, d], one vector per document."""
+    flat = hidden.flatten(0, 1)
+    if pooling in ("cls", "last"):
+        first, last = document_bounds(document_ids)
+        return flat[first if pooling == "cls" else last]
     if pooling == "mean":
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
-    if pooling == "last":
-        last = attention_mask.sum(dim=1) - 1
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        documents = document_ids.flatten()
+        real = documents >= 0
+        count = int(documents.max()) + 1
+        sums = flat.new_zeros(count, flat.shape[-1]).index_add(0, documents[real], flat[real])
+        return sums / torch.bincount(documents[real], minlength=count).clamp_min(1)[:, None].to(flat.dtype)
     raise ValueError(f"Unknown pooling {pooling!r}; choose one of {POOLINGS}.")
 
 
@@ -46,16 +49,18 @@ class PromptClassifier(RouterModel):
         self.backbone.config.use_cache = False  # decoders: no key/value cache in a single forward
         num_outputs = 1 if self.one_sequence_per_candidate else config.num_candidates
         self.routing_head = nn.Linear(config.backbone_config.hidden_size, num_outputs)
+        self.causal = attends_causally(self.backbone)
         self.post_init()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> RouterOutput:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled = pool(hidden, attention_mask, self.config.pooling)
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, document_ids: torch.Tensor) -> RouterOutput:
+        """A packed batch (``model.packing``: input_ids/position_ids/document_ids [R, W])."""
+        hidden = packed_hidden_states(self.backbone, self.causal, input_ids, position_ids, document_ids)
+        pooled = pool(hidden, document_ids, self.config.pooling)
         logits = self.routing_head(self.dropout(pooled))
         return RouterOutput(routing_logits=logits.view(-1, self.config.num_candidates))
 
 
 class ResponseScorer(PromptClassifier):
-    """One score per (prompt, response_i) sequence; rows of a query are consecutive (query-major)."""
+    """One score per (prompt, response_i) document; the documents of a query are consecutive (query-major)."""
 
     one_sequence_per_candidate = True

@@ -1,14 +1,16 @@
 """Lookahead-MLM: an encoder reads the prompt next to k blocks of per-candidate mask slots.
 
-Input layout (one sequence per query; built by ``trainers.collators.MaskConcatCollator``)::
+Input layout (one document per query, packed several to a row; built by ``trainers.collators.MaskConcatCollator``,
+see ``model.packing``)::
 
     [CLS] prompt [SEP] | m_1 .. m_1 [SEP] | m_2 .. m_2 [SEP] | ... | m_k .. m_k [SEP]
     positions 0 .. n+1 | n+2 .. n+2+L      | n+2 .. n+2+L      | ... (every block restarts at n+2)
 
 ``m_i`` is candidate i's own mask token and each block holds ``mask_length`` (L) slots. Because every block
-starts at the same position, the k blocks look the same to the encoder except for their mask token. At
-routing time every slot is a mask token; in training a slot holds candidate i's response token and the
-masked ones are predicted by the MLM head ("foreseeing" the response). The routing head reads [CLS].
+starts at the same position, the k blocks look the same to the encoder except for their mask token. A query
+attends to all of its own tokens and to no other query's. At routing time every slot is a mask token; in
+training a slot holds candidate i's response token and the masked ones are predicted by the MLM head
+("foreseeing" the response). The routing head reads each query's [CLS].
 
 Works with BERT-family encoders (absolute position embeddings, ``position_ids`` passed explicitly) and
 ModernBERT (rotary positions from ``position_ids``; its local-attention layers see a window of token
@@ -22,6 +24,7 @@ from torch import nn
 from transformers import AutoModelForMaskedLM
 
 from model.base import RouterModel, RouterModelConfig, RouterOutput
+from model.packing import IGNORE_INDEX, document_bounds, packed_hidden_states
 
 
 class LookaheadMLM(RouterModel):
@@ -43,18 +46,19 @@ class LookaheadMLM(RouterModel):
             return self.backbone.lm_head(hidden)
         return self.backbone.decoder(self.backbone.head(hidden))  # ModernBERT
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, document_ids: torch.Tensor,
                 mlm_labels: torch.Tensor | None = None) -> RouterOutput:
-        """input_ids/attention_mask/position_ids [B, T]; mlm_labels [B, T]: the token to predict, -100 elsewhere.
+        """A packed batch (``model.packing``: input_ids/position_ids/document_ids [R, W]); mlm_labels [R, W]: the
+        token to predict, -100 elsewhere.
 
         The MLM head runs only on the labelled positions; ``lm_loss`` is their mean cross-entropy.
         """
-        hidden = self.backbone.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                                          position_ids=position_ids).last_hidden_state
-        routing_logits = self.routing_head(self.dropout(hidden[:, 0]))
+        hidden = packed_hidden_states(self.backbone.base_model, False, input_ids, position_ids, document_ids)
+        first_tokens, _ = document_bounds(document_ids)
+        routing_logits = self.routing_head(self.dropout(hidden.flatten(0, 1)[first_tokens]))
         lm_loss = None
         if mlm_labels is not None:
-            predicted = mlm_labels != -100
+            predicted = mlm_labels != IGNORE_INDEX
             token_logits = self.masked_lm_logits(hidden[predicted])
             lm_loss = F.cross_entropy(token_logits.float(), mlm_labels[predicted])
         return RouterOutput(routing_logits=routing_logits, lm_loss=lm_loss)

@@ -1,4 +1,4 @@
-"""Stage ``causal``: Lookahead-CLM (``model.lookahead_clm``), k decoder sequences per query.
+"""Stage ``causal``: Lookahead-CLM (``model.lookahead_clm``), one prefix-shared decoder document per query.
 
 Training: ``prompt <id_i> response_i <eos>`` for each candidate i; loss = routing loss on the k logits read
 at the model-ID tokens + ``sft_loss_weight`` x the next-token loss on the response tokens (and EOS).
@@ -15,6 +15,7 @@ import string
 from dataclasses import dataclass, field
 
 from model import LookaheadCLM, RouterModelConfig
+from model.packing import row_assignment
 from trainers.base import RouterConfig, RouterTrainer
 from trainers.collators import CausalCollator
 
@@ -81,7 +82,8 @@ class CausalTrainer(RouterTrainer):
     @classmethod
     def collator_for(cls, config: RouterModelConfig, tokenizer) -> CausalCollator:
         return CausalCollator(tokenizer, config.num_candidates, config.max_prompt_length,
-                              config.max_response_length, config.candidate_token_ids)
+                              config.max_response_length, config.candidate_token_ids,
+                              row_assignment(config.backbone_config._attn_implementation))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Routing loss + sft_loss_weight x next-token loss on the responses (training batches)."""

@@ -1,7 +1,9 @@
 """Token layouts of the four router stages.
 
 Each collator tokenises records once (``encode`` -> one feature dict per query) and lays a batch of
-features out as tensors (``__call__``, padding to the longest row of the batch only). A feature holds
+features out as a packed batch (``__call__``; ``model.packing``): every query becomes one document (k for
+gt_responses), documents are laid back to back in rows, and attention never crosses from one document to
+another. A feature holds
 
     prompt_ids     the prompt as the backbone reads it: the chat template's user turn (with the generation
                    prompt) when the tokenizer has a template, else [CLS] prompt [SEP] for encoders, else
@@ -11,11 +13,17 @@ features out as tensors (``__call__``, padding to the longest row of the batch o
     scores         k normalised scores (when the records are scored)
 
 A feature without ``response_ids`` is laid out for routing (nothing about the responses is read).
-Rows are right-padded with the tokenizer's pad token (attention 0, position 0).
+``assign_rows`` decides how documents share rows (``model.packing.row_assignment`` of the backbone's
+attention kernel: one row for FlexAttention / flash-attention, rows as long as the longest document for
+dense attention); row ends are padded with the tokenizer's pad token (document -1).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+from model.packing import IGNORE_INDEX, Document, first_fit_rows, pack
 
 PLACEHOLDER = "\ue000PROMPT\ue000"  # a private-use character pair, never produced by chat templates
 
@@ -33,17 +41,14 @@ def prompt_frame(tokenizer) -> tuple[list[int], list[int]]:
     return ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []), []
 
 
-def pad_rows(rows: list[list[int]], value: int) -> torch.Tensor:
-    longest = max(len(row) for row in rows)
-    return torch.tensor([row + [value] * (longest - len(row)) for row in rows], dtype=torch.long)
-
-
 class RoutingCollator:
     """Shared tokenisation (prompts cut to ``max_prompt_length`` tokens, responses to ``max_response_length``
-    on ``response_truncation_side``); subclasses define ``__call__`` and may close responses (``close_response``)."""
+    on ``response_truncation_side``) and packing; subclasses define ``__call__`` and may close responses
+    (``close_response``)."""
 
     def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int,
-                 max_response_length: int | None = None, response_truncation_side: str = "right"):
+                 max_response_length: int | None = None, response_truncation_side: str = "right",
+                 assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
         if response_truncation_side not in ("right", "left"):
             raise ValueError(f"response_truncation_side must be 'right' or 'left', not {response_truncation_side!r}.")
         self.tokenizer = tokenizer
@@ -51,6 +56,7 @@ class RoutingCollator:
         self.max_prompt_length = max_prompt_length
         self.max_response_length = max_response_length
         self.response_truncation_side = response_truncation_side
+        self.assign_rows = assign_rows
         self.prompt_prefix, self.prompt_suffix = prompt_frame(tokenizer)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if pad is None:
@@ -102,6 +108,10 @@ class RoutingCollator:
                 feature["scores"] = list(row)
         return features
 
+    def pack(self, documents: list[Document]) -> tuple[dict[str, torch.Tensor], list[int]]:
+        """The packed batch of ``documents`` and the flat index of each one's first token."""
+        return pack(documents, self.assign_rows([len(document) for document in documents]), self.pad_token_id)
+
     def _add_scores(self, batch: dict, features: list[dict]) -> dict:
         if "scores" in features[0]:
             batch["scores"] = torch.tensor([f["scores"] for f in features], dtype=torch.float32)
@@ -109,7 +119,7 @@ class RoutingCollator:
 
 
 class MaskConcatCollator(RoutingCollator):
-    """One row per query: ``[CLS] prompt [SEP]`` then, for each candidate i, ``mask_length`` slots and
+    """One document per query: ``[CLS] prompt [SEP]`` then, for each candidate i, ``mask_length`` slots and
     ``[SEP]``; every block's positions restart right after the prompt.
 
     Routing features: every slot holds candidate i's mask token. Training features: the slots hold
@@ -117,13 +127,15 @@ class MaskConcatCollator(RoutingCollator):
     up to ``mask_length``; padded slots are attended like the rest of the block and are part of the block's
     target, so when they are masked the MLM head predicts [PAD] (it learns where a short response ends) and
     a fully masked training block reads exactly like a routing block. The trainer replaces part of the
-    slots by the mask token; it finds them through ``slot_positions [B, k, mask_length]`` (column of each
-    slot).
+    slots by the mask token; it finds them through ``slot_positions [B, k, mask_length]`` (flat index of
+    each slot in the [rows x width] grid).
     """
 
     def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, mask_token_ids: list[int],
-                 mask_length: int, response_truncation_side: str = "right"):
-        super().__init__(tokenizer, num_candidates, max_prompt_length, mask_length, response_truncation_side)
+                 mask_length: int, response_truncation_side: str = "right",
+                 assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
+        super().__init__(tokenizer, num_candidates, max_prompt_length, mask_length, response_truncation_side,
+                         assign_rows)
         if self.prompt_prefix != [tokenizer.cls_token_id] or self.prompt_suffix != [tokenizer.sep_token_id]:
             raise ValueError("mask_concat needs an encoder tokenizer with [CLS] and [SEP] tokens and no chat "
                              "template (a BERT-family or ModernBERT backbone).")
@@ -136,7 +148,7 @@ class MaskConcatCollator(RoutingCollator):
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         width = self.mask_length
-        rows, positions, slot_positions = [], [], []
+        documents, slot_offsets = [], []
         for feature in features:
             ids = list(feature["prompt_ids"])
             start = len(ids)
@@ -151,26 +163,23 @@ class MaskConcatCollator(RoutingCollator):
                 slots.append(list(range(len(ids), len(ids) + width)))
                 ids += block + [self.sep_token_id]
                 position += range(start, start + width + 1)
-            rows.append(ids)
-            positions.append(position)
-            slot_positions.append(slots)
-        input_ids = pad_rows(rows, self.pad_token_id)
-        batch = {"input_ids": input_ids,
-                 "attention_mask": pad_rows([[1] * len(row) for row in rows], 0),
-                 "position_ids": pad_rows(positions, 0)}
+            documents.append(Document(ids, position))
+            slot_offsets.append(slots)
+        batch, starts = self.pack(documents)
         if "response_ids" in features[0]:
-            batch["slot_positions"] = torch.tensor(slot_positions, dtype=torch.long)
+            batch["slot_positions"] = torch.tensor(starts)[:, None, None] + torch.tensor(slot_offsets)
         return self._add_scores(batch, features)
 
 
 class CausalCollator(RoutingCollator):
-    """k rows per query (query-major): ``prompt <id_i>`` for routing, ``prompt <id_i> response_i <eos>`` in
-    training with ``labels`` = the response tokens and EOS (-100 elsewhere). ``model_id_positions [B*k]`` are
-    the flat indices (row * length + column) of the model-ID tokens."""
+    """One prefix-shared document per query (``model.lookahead_clm``): the prompt (block 0), then block i =
+    ``<id_i>`` for routing, ``<id_i> response_i <eos>`` in training, with ``labels`` = the response tokens and
+    EOS (-100 elsewhere). Every block's positions continue from the prompt's. ``model_id_positions [B*k]``
+    are the flat indices (row x width + column) of the model-ID tokens, query-major."""
 
     def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, max_response_length: int,
-                 model_id_token_ids: list[int]):
-        super().__init__(tokenizer, num_candidates, max_prompt_length, max_response_length)
+                 model_id_token_ids: list[int], assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
+        super().__init__(tokenizer, num_candidates, max_prompt_length, max_response_length, assign_rows=assign_rows)
         if tokenizer.eos_token_id is None:
             raise ValueError("The causal stage needs a tokenizer with an EOS token to close each response.")
         self.model_id_token_ids = list(model_id_token_ids)
@@ -183,48 +192,44 @@ class CausalCollator(RoutingCollator):
         return self.max_prompt_tokens() + 1 + self.max_response_length
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        rows, labels, id_columns = [], [], []
+        documents, id_offsets = [], []
+        training = "response_ids" in features[0]
         for feature in features:
+            prompt = feature["prompt_ids"]
+            ids, positions, blocks = list(prompt), list(range(len(prompt))), [0] * len(prompt)
+            labels = [IGNORE_INDEX] * len(prompt)
             for i in range(self.num_candidates):
-                ids = feature["prompt_ids"] + [self.model_id_token_ids[i]]
-                id_columns.append(len(ids) - 1)
-                if "response_ids" in feature:
-                    response = feature["response_ids"][i]
-                    labels.append([-100] * len(ids) + response)
-                    ids = ids + response
-                rows.append(ids)
-        input_ids = pad_rows(rows, self.pad_token_id)
-        length = input_ids.shape[1]
-        batch = {"input_ids": input_ids,
-                 "attention_mask": pad_rows([[1] * len(row) for row in rows], 0),
-                 "position_ids": pad_rows([list(range(len(row))) for row in rows], 0),
-                 "model_id_positions": torch.tensor([row * length + column for row, column in enumerate(id_columns)],
-                                                    dtype=torch.long)}
-        if labels:
-            batch["labels"] = pad_rows(labels, -100)
+                response = feature["response_ids"][i] if training else []
+                id_offsets.append((len(documents), len(ids)))
+                ids += [self.model_id_token_ids[i]] + response
+                positions += range(len(prompt), len(prompt) + 1 + len(response))
+                blocks += [i + 1] * (1 + len(response))
+                labels += [IGNORE_INDEX] + response
+            documents.append(Document(ids, positions, blocks, labels if training else None))
+        batch, starts = self.pack(documents)
+        batch["model_id_positions"] = torch.tensor([starts[document] + offset for document, offset in id_offsets])
         return self._add_scores(batch, features)
 
 
 class PromptCollator(RoutingCollator):
-    """One row per query: the prompt alone (stage sc)."""
+    """One document per query: the prompt alone (stage sc)."""
 
     def max_position(self) -> int:
         return self.max_prompt_tokens() - 1
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        rows = [feature["prompt_ids"] for feature in features]
-        batch = {"input_ids": pad_rows(rows, self.pad_token_id),
-                 "attention_mask": pad_rows([[1] * len(row) for row in rows], 0)}
-        return self._add_scores(batch, features)
+        documents = [Document(f["prompt_ids"], list(range(len(f["prompt_ids"])))) for f in features]
+        return self._add_scores(self.pack(documents)[0], features)
 
 
 class ResponseCollator(RoutingCollator):
-    """k rows per query (query-major): the prompt followed by candidate i's response, cut to
+    """k documents per query (query-major): the prompt followed by candidate i's response, cut to
     ``max_response_length`` tokens and closed by [SEP] (encoders) or EOS (decoders). Stage gt_responses:
     responses are read at routing time too, so every feature must carry them."""
 
-    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, max_response_length: int):
-        super().__init__(tokenizer, num_candidates, max_prompt_length, max_response_length)
+    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, max_response_length: int,
+                 assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
+        super().__init__(tokenizer, num_candidates, max_prompt_length, max_response_length, assign_rows=assign_rows)
         encoder_style = self.prompt_prefix == [tokenizer.cls_token_id] and tokenizer.sep_token_id is not None
         self.response_end = tokenizer.sep_token_id if encoder_style else tokenizer.eos_token_id
         if self.response_end is None:
@@ -239,7 +244,6 @@ class ResponseCollator(RoutingCollator):
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         if "response_ids" not in features[0]:
             raise ValueError("gt_responses reads the candidates' responses; encode the records with_responses=True.")
-        rows = [feature["prompt_ids"] + response for feature in features for response in feature["response_ids"]]
-        batch = {"input_ids": pad_rows(rows, self.pad_token_id),
-                 "attention_mask": pad_rows([[1] * len(row) for row in rows], 0)}
-        return self._add_scores(batch, features)
+        sequences = [feature["prompt_ids"] + response for feature in features for response in feature["response_ids"]]
+        documents = [Document(ids, list(range(len(ids)))) for ids in sequences]
+        return self._add_scores(self.pack(documents)[0], features)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from model import ResponseScorer, RouterModelConfig
+from model.packing import row_assignment
 from trainers.collators import ResponseCollator
 from trainers.losses import ROUTING_LOSSES
 from trainers.sc import SCConfig, SCTrainer
@@ -33,4 +34,5 @@ class GTResponsesTrainer(SCTrainer):
     @classmethod
     def collator_for(cls, config: RouterModelConfig, tokenizer) -> ResponseCollator:
         return ResponseCollator(tokenizer, config.num_candidates, config.max_prompt_length,
-                                config.max_response_length)
+                                config.max_response_length,
+                                row_assignment(config.backbone_config._attn_implementation))

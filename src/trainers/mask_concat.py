@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from model import LookaheadMLM, RouterModelConfig
+from model.packing import row_assignment
 from trainers.base import RouterConfig, RouterTrainer
 from trainers.collators import MaskConcatCollator
 
@@ -66,6 +67,23 @@ def masked_slots(num_slots: int, rate: float, mask_type: str, shape: tuple[int, 
     return ranks < count
 
 
+def mask_slots(inputs: dict, rate: float, mask_type: str, mask_token_ids: list[int]) -> dict:
+    """A copy of the training batch ``inputs`` where ``masked_slots(rate, mask_type)`` of each block's slots
+    (``slot_positions [B, k, L]``, flat indices into the token grid) hold the candidate's mask token, and
+    ``mlm_labels`` hold the tokens they replaced (-100 elsewhere)."""
+    slot_positions = inputs["slot_positions"]
+    batch_size, k, num_slots = slot_positions.shape
+    chosen = masked_slots(num_slots, rate, mask_type, (batch_size, k)).to(slot_positions.device)
+    mask_ids = torch.tensor(mask_token_ids, device=slot_positions.device)
+    flat = slot_positions[chosen]
+    input_ids = inputs["input_ids"].clone()
+    mlm_labels = torch.full_like(input_ids, -100)
+    mlm_labels.view(-1)[flat] = input_ids.view(-1)[flat]
+    input_ids.view(-1)[flat] = mask_ids[:, None].expand(batch_size, k, num_slots)[chosen]
+    masked = {name: value for name, value in inputs.items() if name != "slot_positions"}
+    return {**masked, "input_ids": input_ids, "mlm_labels": mlm_labels}
+
+
 class MaskConcatTrainer(RouterTrainer):
     stage = "mask_concat"
     model_class = LookaheadMLM
@@ -88,26 +106,16 @@ class MaskConcatTrainer(RouterTrainer):
     @classmethod
     def collator_for(cls, config: RouterModelConfig, tokenizer) -> MaskConcatCollator:
         return MaskConcatCollator(tokenizer, config.num_candidates, config.max_prompt_length,
-                                  config.candidate_token_ids, config.mask_length, config.response_truncation_side)
+                                  config.candidate_token_ids, config.mask_length, config.response_truncation_side,
+                                  row_assignment(config.backbone_config._attn_implementation))
 
     def mask_responses(self, inputs: dict) -> dict:
         """Replace the scheduled share of each block's slots by the candidate's mask token; their original
         tokens become ``mlm_labels``."""
-        slot_positions = inputs["slot_positions"]  # [B, k, L]
-        batch_size, k, num_slots = slot_positions.shape
         rate = mask_rate(self.state.global_step, self.state.max_steps, self.args.starting_mask_rate,
                          self.args.mask_warmup_ratio)
         self.record_metric("mask_rate", rate)
-        chosen = masked_slots(num_slots, rate, self.args.mask_type, (batch_size, k)).to(slot_positions.device)
-        mask_ids = torch.tensor(self.model.config.candidate_token_ids, device=slot_positions.device)
-        rows = torch.arange(batch_size, device=slot_positions.device)[:, None, None].expand_as(slot_positions)
-        rows, columns = rows[chosen], slot_positions[chosen]
-        input_ids = inputs["input_ids"].clone()
-        mlm_labels = torch.full_like(input_ids, -100)
-        mlm_labels[rows, columns] = input_ids[rows, columns]
-        input_ids[rows, columns] = mask_ids[:, None].expand(batch_size, k, num_slots)[chosen]
-        masked = {name: value for name, value in inputs.items() if name != "slot_positions"}
-        return {**masked, "input_ids": input_ids, "mlm_labels": mlm_labels}
+        return mask_slots(inputs, rate, self.args.mask_type, self.model.config.candidate_token_ids)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Routing loss + mlm_loss_weight x MLM loss on the masked slots (training batches)."""

@@ -13,6 +13,7 @@ from transformers import AutoConfig
 from model import PromptClassifier, RouterModelConfig
 from model.backbones import resolve_backbone
 from model.classifier import POOLINGS
+from model.packing import row_assignment
 from trainers.base import RouterConfig, RouterTrainer, is_encoder
 from trainers.collators import PromptCollator
 from trainers.losses import ROUTING_LOSSES
@@ -41,4 +42,5 @@ class SCTrainer(RouterTrainer):
 
     @classmethod
     def collator_for(cls, config: RouterModelConfig, tokenizer) -> PromptCollator:
-        return PromptCollator(tokenizer, config.num_candidates, config.max_prompt_length)
+        return PromptCollator(tokenizer, config.num_candidates, config.max_prompt_length,
+                              assign_rows=row_assignment(config.backbone_config._attn_implementation))
