@@ -22,6 +22,8 @@ Flags: the stage's config (``trainers.STAGES``; ``python src/train.py <stage> --
   (per fold with cross-fitting; folds whose predictions are written are kept as they are).
 
 Everything this script writes is written atomically; the log also goes to ``<output_dir>/train.log``.
+After training, each router folder also holds ``trainer_state.json`` (every training and validation log)
+and ``training_curves.png`` (``utils.plots``; with cross-fitting the top folder's plot shows every fold).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import transformers
+from accelerate.state import AcceleratorState
 from transformers import HfArgumentParser, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -44,6 +47,7 @@ from model import load_router_model
 from model.backbones import cache_dir
 from trainers import STAGES, RouterConfig, RouterTrainer
 from utils.io import atomic_write_text, read_json, write_json
+from utils.plots import plot_run
 
 logger = logging.getLogger("lookahead")
 LAST_CHECKPOINT = "last-checkpoint"
@@ -136,6 +140,8 @@ def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_rec
     result = trainer.train(resume_from_checkpoint=resume_point(args, args.output_dir))
     trainer.save_model(args.output_dir)
     if trainer.is_world_process_zero():
+        trainer.save_state()  # trainer_state.json: every training and validation log
+        plot_run(args.output_dir)
         write_json(Path(args.output_dir) / "train_metrics.json", {
             **result.metrics, "best_metric": trainer.state.best_metric,
             "best_model_checkpoint": trainer.state.best_model_checkpoint})
@@ -188,7 +194,7 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
     train_records = training_split(args, "train") if args.do_train else []
     eval_records = subsample(training_split(args, "eval"), args.max_eval_samples, args.seed)
     by_id = {name: {} for name in benchmarks}
-    for fold in range(folds):
+    for fold in range(folds) if args.cross_fit_only_fold is None else [args.cross_fit_only_fold]:
         fold_args = copy.deepcopy(args)
         fold_args.output_dir = str(Path(args.output_dir) / f"fold_{fold}")
         pool, in_fold = cross_fit_pools(train_records, benchmarks, fold, folds)
@@ -199,6 +205,8 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
         else:
             logger.info("fold %d/%d: %d training queries (%d from the benchmarks)", fold + 1, folds,
                         len(pool), len(pool) - len(train_records))
+            if fold > 0:  # a second Trainer in one process: let it build its own Accelerator (DeepSpeed refuses otherwise)
+                AcceleratorState._reset_state(reset_partial_state=False)
             trainer = fit_router(trainer_class, fold_args, pool, eval_records)
             if not args.do_predict:
                 continue
@@ -209,7 +217,9 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
                     write_predictions(fold_args.output_dir, name, rows)
         for name, rows in fold_rows.items():
             by_id[name].update({row["prompt_id"]: row for row in rows})
-    if not args.do_predict or not args.should_save:
+    if args.should_save:
+        plot_run(args.output_dir)  # the folds' curves side by side
+    if not args.do_predict or not args.should_save or args.cross_fit_only_fold is not None:
         return
     predictions = {name: [by_id[name][record["prompt_id"]] for record in records]
                    for name, records in benchmarks.items()}

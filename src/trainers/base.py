@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -65,6 +66,9 @@ class RouterConfig(TrainingArguments):
     cross_fit_folds: int = field(default=0, metadata={
         "help": "K > 1: train K routers, each on the training sets plus the test records outside its fold, and "
                 "route each fold's test records with its own router (0 = off)."})
+    cross_fit_only_fold: int | None = field(default=None, metadata={
+        "help": "With --cross_fit_folds K: train and route only this fold (to run the folds in parallel, e.g. on "
+                "several machines); a later run with --resume_from_checkpoint last-checkpoint merges the folds."})
     max_train_samples: int | None = field(default=None, metadata={
         "help": "Use a random subset of this many training queries (seeded by --seed)."})
     max_eval_samples: int | None = field(default=None, metadata={
@@ -80,7 +84,9 @@ class RouterConfig(TrainingArguments):
         "choices": list(SCORE_NORMALIZATIONS)})
     head_dropout: float = field(default=0.1, metadata={"help": "Dropout before the routing head."})
     attn_implementation: str | None = field(default=None, metadata={
-        "help": "Backbone attention: eager, sdpa or flash_attention_2 (needs flash-attn). Default: the backbone's."})
+        "help": "Backbone attention: eager, sdpa, flex_attention (GPU: packed rows skip the blocks no token sees) "
+                "or flash_attention_2 (needs flash-attn; not for causal's prefix-shared layout). Default: the "
+                "backbone's."})
 
     # TrainingArguments fields with other defaults.
     do_train: bool = field(default=True, metadata={"help": "Train a router (else load it from --output_dir)."})
@@ -109,8 +115,12 @@ class RouterConfig(TrainingArguments):
                              f"{SCORE_NORMALIZATIONS}.")
         if self.cross_fit_folds == 1 or self.cross_fit_folds < 0:
             raise ValueError("--cross_fit_folds must be 0 (off) or at least 2.")
+        if self.cross_fit_only_fold is not None and not 0 <= self.cross_fit_only_fold < self.cross_fit_folds:
+            raise ValueError("--cross_fit_only_fold needs --cross_fit_folds K and a fold in 0..K-1.")
         if self.eval_strategy == "no":
             self.load_best_model_at_end = False
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+            self.use_cpu = True  # several CPU processes (torchrun, gloo): without it each one trains alone
         super().__post_init__()
 
 

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Response-aware upper bound (stage gt_responses): a classifier that reads the prompt with each candidate's
+# actual response and scores it. It needs the responses at routing time too, so it is not a router: it
+# bounds what perfectly foreseen responses can give.
+#
+# Usage: bash router_with_gt_responses.sh [more train.py flags]
+#   Edit the variables below, or set any of them in the environment, e.g. a small slice on CPU:
+#   MAX_TRAIN_SAMPLES=32 MAX_EVAL_SAMPLES=16 MAX_STEPS=2 TEST_DATASETS=MT-Bench bash router_with_gt_responses.sh
+# Output: OUTPUT_DIR (printed at the start) holds train.log, a copy of this script, run_args.json, the router,
+# its checkpoints, trainer_state.json, training_curves.png, test_predictions/, metrics.json and results.md
+# (with cross-fitting: one fold_<f>/ router folder per fold, merged predictions and metrics on top).
+set -euo pipefail
+SCRIPT="$(realpath "$0")"
+cd "$(dirname "$SCRIPT")"
+
+# ---- edit these -----------------------------------------------------------------------------------------
+NUM_GPUS="${NUM_GPUS:-1}"                    # 1: python; more: one process per GPU with LAUNCHER (several CPU processes use gloo)
+LAUNCHER="${LAUNCHER:-torchrun}"             # torchrun | accelerate (config/accelerate.yaml)
+BACKBONE="${BACKBONE:-packaged:smollm2-135m-instruct}"   # paper backbones: HuggingFaceTB/SmolLM2-135M or answerdotai/ModernBERT-base
+DATA_DIR="${DATA_DIR:-$( [ -d data ] && echo data || echo compressed_data )}"
+TRAIN_DATASETS="${TRAIN_DATASETS:-SelfOSSInstructSC2_filtered2}"      # space-separated folders of DATA_DIR/train
+TEST_DATASETS="${TEST_DATASETS:-AlpacaEval ArenaHard MT-Bench GSM8k MATH HumanEval MBPP}"
+CANDIDATES="${CANDIDATES:-Yi-1.5-34B-Chat internlm2_5-20b-chat Phi-3-medium-4k-instruct Llama-3.1-8B-Instruct Qwen2.5-Coder-7B-Instruct}"
+CROSS_FIT_FOLDS="${CROSS_FIT_FOLDS:-2}"      # 0: route the benchmarks with a router trained on TRAIN_DATASETS only
+MAX_TRAIN_SAMPLES="${MAX_TRAIN_SAMPLES:-}"   # empty: every training query; a number: a seeded random slice
+MAX_EVAL_SAMPLES="${MAX_EVAL_SAMPLES:-}"     # empty: the whole validation split (eval_ids.json)
+MAX_STEPS="${MAX_STEPS:-}"                   # empty: NUM_EPOCHS epochs
+MAX_PROMPT_LENGTH="${MAX_PROMPT_LENGTH:-128}"
+MAX_RESPONSE_LENGTH="${MAX_RESPONSE_LENGTH:-128}"   # response tokens read after the prompt
+NUM_EPOCHS="${NUM_EPOCHS:-1}"
+LEARNING_RATE="${LEARNING_RATE:-5e-5}"
+PER_DEVICE_BATCH_SIZE="${PER_DEVICE_BATCH_SIZE:-4}"      # queries per step (k sequences each)
+GRADIENT_ACCUMULATION_STEPS="${GRADIENT_ACCUMULATION_STEPS:-4}"
+ROUTING_LOSS="${ROUTING_LOSS:-CE}"           # CE | BCE | MSE | ForwardKL | ReverseKL
+SEED="${SEED:-42}"
+# ----------------------------------------------------------------------------------------------------------
+
+GLOBAL_BATCH_SIZE=$((PER_DEVICE_BATCH_SIZE * NUM_GPUS * GRADIENT_ACCUMULATION_STEPS))
+LENGTH_TAG="ep${NUM_EPOCHS}"; [ -n "$MAX_STEPS" ] && LENGTH_TAG="steps${MAX_STEPS}"
+HYPERPARAMETERS="lr${LEARNING_RATE}_${LENGTH_TAG}_bs${GLOBAL_BATCH_SIZE}_rl${MAX_RESPONSE_LENGTH}_${ROUTING_LOSS}"
+[ -n "$MAX_TRAIN_SAMPLES" ] && HYPERPARAMETERS+="_n${MAX_TRAIN_SAMPLES}"
+TRAIN_NAME=$(for name in $TRAIN_DATASETS; do basename "$name"; done | paste -sd+)
+CONFIG_NAME=$([ "$CROSS_FIT_FOLDS" -gt 0 ] && echo "cf${CROSS_FIT_FOLDS}" || echo "no_cf")
+[ "$TEST_DATASETS" != "AlpacaEval ArenaHard MT-Bench GSM8k MATH HumanEval MBPP" ] && CONFIG_NAME+="_${TEST_DATASETS// /+}"
+BACKBONE_NAME="${BACKBONE%/}"; BACKBONE_NAME="${BACKBONE_NAME##*[:/]}"
+OUTPUT_DIR="${OUTPUT_DIR:-output/${TRAIN_NAME}/${CONFIG_NAME}/${BACKBONE_NAME}/gt_responses/${HYPERPARAMETERS}}"
+
+ARGS=(
+    gt_responses
+    --backbone_name_or_path "$BACKBONE"
+    --data_dir "$DATA_DIR"
+    --train_datasets $TRAIN_DATASETS
+    --test_datasets $TEST_DATASETS
+    --candidate_llms $CANDIDATES
+    --cross_fit_folds "$CROSS_FIT_FOLDS"
+    --max_prompt_length "$MAX_PROMPT_LENGTH"
+    --max_response_length "$MAX_RESPONSE_LENGTH"
+    --routing_loss "$ROUTING_LOSS"
+    --learning_rate "$LEARNING_RATE"
+    --num_train_epochs "$NUM_EPOCHS"
+    --warmup_steps 0.1
+    --per_device_train_batch_size "$PER_DEVICE_BATCH_SIZE"
+    --per_device_eval_batch_size "$((2 * PER_DEVICE_BATCH_SIZE))"
+    --gradient_accumulation_steps "$GRADIENT_ACCUMULATION_STEPS"
+    --eval_steps 0.2
+    --save_steps 0.2
+    --seed "$SEED"
+    --disable_tqdm True
+    --output_dir "$OUTPUT_DIR"
+    # On GPUs (each line needs its package; train.py names the one to install when it is missing):
+    # --bf16 True
+    # --deepspeed config/deepspeed/ds_z2_config.json        # ZeRO-0/2/3 (and offload) configs in config/deepspeed/
+    # --attn_implementation flash_attention_2               # flash-attn
+    # --use_liger_kernel True                               # liger-kernel
+    # --gradient_checkpointing True
+)
+[ -n "$MAX_TRAIN_SAMPLES" ] && ARGS+=(--max_train_samples "$MAX_TRAIN_SAMPLES")
+[ -n "$MAX_EVAL_SAMPLES" ] && ARGS+=(--max_eval_samples "$MAX_EVAL_SAMPLES")
+[ -n "$MAX_STEPS" ] && ARGS+=(--max_steps "$MAX_STEPS")
+
+# DeepSpeed needs a distributed launcher even on one device.
+if [[ " ${ARGS[*]} $* " == *" --deepspeed "* ]] || [ "$NUM_GPUS" -gt 1 ]; then
+    if [ "$LAUNCHER" = accelerate ]; then
+        LAUNCH=(accelerate launch --config_file config/accelerate.yaml --num_processes "$NUM_GPUS")
+    else
+        LAUNCH=(torchrun --standalone --nproc_per_node "$NUM_GPUS")
+    fi
+else
+    LAUNCH=(python)
+fi
+
+mkdir -p "$OUTPUT_DIR"
+cp "$SCRIPT" "$OUTPUT_DIR/"
+echo "output: $OUTPUT_DIR" >&2
+"${LAUNCH[@]}" src/train.py "${ARGS[@]}" "$@"

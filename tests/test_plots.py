@@ -1,0 +1,55 @@
+"""Training-curve plots: where the log history is read from, and the PNG written for a run and its folds."""
+import json
+import struct
+
+from utils.plots import PLOT_NAME, load_log_history, plot_run, series
+
+HISTORY = [
+    {"step": 1, "loss": 3.0, "routing_loss": 1.0, "mlm_loss": 2.0, "mask_rate": 0.5, "reward": 0.25},
+    {"step": 1, "eval_loss": 0.9, "eval_routing_loss": 0.9, "eval_reward": 0.5},
+    {"step": 2, "loss": 2.5, "routing_loss": 0.8, "mlm_loss": 1.7, "mask_rate": 1.0, "reward": 0.75},
+    {"step": 2, "eval_loss": 0.7, "eval_routing_loss": 0.7, "eval_reward": 0.625},
+    {"step": 2, "train_runtime": 1.0, "train_loss": 2.75},
+]
+
+
+def write_state(folder, history):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 2, "log_history": history}))
+
+
+def png_size(path):
+    """(width, height) from a PNG file's IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_series_keeps_the_entries_that_logged_the_key():
+    assert series(HISTORY, "loss") == ([1, 2], [3.0, 2.5])
+    assert series(HISTORY, "eval_reward") == ([1, 2], [0.5, 0.625])
+    assert series(HISTORY, "sft_loss") == ([], [])
+
+
+def test_log_history_prefers_the_run_state_then_the_latest_checkpoint(tmp_path):
+    assert load_log_history(tmp_path) is None
+    write_state(tmp_path / "checkpoint-9", HISTORY[:1])
+    write_state(tmp_path / "checkpoint-10", HISTORY[:2])  # numerically later than checkpoint-9
+    assert load_log_history(tmp_path) == HISTORY[:2]
+    write_state(tmp_path, HISTORY)
+    assert load_log_history(tmp_path) == HISTORY
+
+
+def test_plot_run_draws_a_run_and_its_folds(tmp_path):
+    single = tmp_path / "single"
+    assert plot_run(single) is None  # nothing logged yet: nothing drawn
+    write_state(single, HISTORY)
+    assert plot_run(single) == single / PLOT_NAME
+    assert png_size(single / PLOT_NAME) == (1100, 750)
+
+    cross_fit = tmp_path / "cross_fit"
+    write_state(cross_fit / "fold_0", HISTORY)
+    write_state(cross_fit / "fold_1" / "checkpoint-1", HISTORY[:2])  # a fold still training
+    assert plot_run(cross_fit) == cross_fit / PLOT_NAME
+    assert png_size(cross_fit / PLOT_NAME) == (1100, 750)
+    assert sorted(path.name for path in cross_fit.iterdir()) == ["fold_0", "fold_1", PLOT_NAME]  # no temporary left
