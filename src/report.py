@@ -12,7 +12,7 @@ A run folder holds metrics.json and test_predictions/<benchmark>.json, as ``src/
     quality_cost.png          per benchmark: each run's quality-cost curve over lambda, the fixed candidates and
                               the zero router's hull
     routing_distribution.png  per benchmark: each run's share of queries per candidate
-    training_curves.png       training routing loss and validation reward per step, for runs with a train.log
+    training_curves.png       training curves (utils.plots) of the runs that were trained here
     cost_analysis.json        every number behind the cost tables and the curves
 
 Cost curves follow ``cost.benchmark_cost_analysis`` (prices from ``--config``: by default
@@ -24,10 +24,8 @@ instruction difficulty fitted on every model's annotations, as eval_baseline.py 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,10 +39,10 @@ import cost  # noqa: E402
 import metrics  # noqa: E402
 from data import BENCHMARKS, load_benchmark  # noqa: E402
 from model.backbones import cache_dir  # noqa: E402
+from utils import plots  # noqa: E402
 from utils.io import DataError, atomic_write_text, read_json, write_json  # noqa: E402
 
 logger = logging.getLogger("report")
-LOG_LINE = re.compile(r"step (\d+): (\{.*\})\s*$")
 PLOT_COLUMNS = 4
 
 
@@ -95,26 +93,6 @@ def aligned_scores(run: Run, benchmark: str, records: list[dict]) -> np.ndarray:
         raise DataError(f"{run.folder / 'test_predictions' / (benchmark + '.json')}: no prediction for prompt_id "
                         f"{missing[0]!r} ({len(missing)} missing); rerun the router on the whole benchmark.")
     return np.array([by_id[str(r["prompt_id"])] for r in records], dtype=float)
-
-
-def training_segments(run: Run) -> list[tuple[str, list[dict]]]:
-    """(label, logged dicts with their "step") per training of ``run`` (a cross-fit run's train.log holds one per
-    fold: the step count restarts)."""
-    path = run.folder / "train.log"
-    if not path.exists():
-        return []
-    segments: list[list[dict]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = LOG_LINE.search(line)
-        if not match:
-            continue
-        step = int(match.group(1))
-        if not segments or step < segments[-1][-1]["step"]:
-            segments.append([])
-        segments[-1].append({"step": step, **json.loads(match.group(2))})
-    if len(segments) == 1:
-        return [(run.name, segments[0])]
-    return [(f"{run.name} (fold {i})", segment) for i, segment in enumerate(segments)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,27 +218,6 @@ def plot_routing_distribution(runs: list[Run], candidates: list[str], path: Path
     plt.close(figure)
 
 
-def plot_training(segments: list[tuple[str, list[dict]]], path: Path) -> None:
-    figure, (loss_axis, reward_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for label, entries in segments:
-        train = [e for e in entries if "loss" in e]
-        evaluated = [e for e in entries if "eval_reward" in e]
-        # the routing loss alone when logged: comparable across stages (mask_concat and causal add an LM loss)
-        line, = loss_axis.plot([e["step"] for e in train], [e.get("routing_loss", e["loss"]) for e in train],
-                               marker=".", label=label)
-        if evaluated:
-            reward_axis.plot([e["step"] for e in evaluated], [e["eval_reward"] for e in evaluated], marker="o",
-                             color=line.get_color(), label=label)
-    loss_axis.set(title="training routing loss", xlabel="step", ylabel="loss")
-    reward_axis.set(title="validation reward", xlabel="step", ylabel="mean normalised score of the choice")
-    for axis in (loss_axis, reward_axis):
-        axis.grid(alpha=0.3)
-    loss_axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
 # --------------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------------
@@ -290,9 +247,9 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
     plot_quality_cost(runs, analysis, candidates, out / "quality_cost.png")
     if any(not run.fixed_candidate for run in runs):
         plot_routing_distribution(runs, candidates, out / "routing_distribution.png")
-    segments = [segment for run in runs for segment in training_segments(run)]
-    if segments:
-        plot_training(segments, out / "training_curves.png")
+    histories = {name: history for run in runs for name, history in plots.run_histories(run.folder, run.name).items()}
+    if histories:
+        plots.plot_training_curves(histories, out / "training_curves.png")
 
     price_list = ", ".join(f"{c} {p.input_per_million:g}/{p.output_per_million:g}" for c, p in zip(candidates, prices))
     sections = [
@@ -311,7 +268,7 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
     ]
     if any(not run.fixed_candidate for run in runs):
         sections += ["## Routing distribution\n", "![routing distribution](routing_distribution.png)\n"]
-    if segments:
+    if histories:
         sections += ["## Training curves\n", "![training curves](training_curves.png)\n"]
     atomic_write_text(out / "report.md", "\n".join(sections))
     return out / "report.md"

@@ -7,6 +7,7 @@ import pytest
 import cost
 import metrics
 import report
+from utils import plots
 from data import load_benchmark
 from test_pretrained_router import CANDIDATES, write_synthetic_data
 from utils.io import DataError
@@ -53,11 +54,11 @@ def test_report_tables_curves_and_plots(tmp_path, data_dir, config):
     trained = write_run(tmp_path / "lookahead", data_dir, [[2 * a, 2 * b] for a, b in ORACLE_SCORES],
                         "run_args.json", {"stage": "mask_concat", "routing_loss": "CE", "run_name": None,
                                           "output_dir": str(tmp_path / "lookahead")})
-    logged = [(1, {"loss": 0.9}), (2, {"loss": 0.7}), (2, {"eval_reward": 0.4}), (1, {"loss": 0.8}),
-              (2, {"eval_reward": 0.5})]  # two folds: the steps restart
-    log = [f"2026-01-01 00:00:0{i} INFO lookahead: step {step}: {json.dumps(entry)}"
-           for i, (step, entry) in enumerate(logged)]
-    (trained / "train.log").write_text("\n".join(["2026-01-01 INFO lookahead: training on 12 queries", *log]) + "\n")
+    folds = {"fold_0": [{"step": 1, "loss": 0.9}, {"step": 2, "loss": 0.7}, {"step": 2, "eval_reward": 0.4}],
+             "fold_1": [{"step": 1, "loss": 0.8}, {"step": 2, "eval_reward": 0.5}]}
+    for fold, history in folds.items():  # what the Trainer saves in each fold of a cross-fit run
+        (trained / fold).mkdir()
+        (trained / fold / "trainer_state.json").write_text(json.dumps({"log_history": history}))
 
     out = tmp_path / "report"
     path = report.write_report([baseline, fixed, trained], out, config)
@@ -85,9 +86,8 @@ def test_report_tables_curves_and_plots(tmp_path, data_dir, config):
     for image in ("quality_cost.png", "routing_distribution.png", "training_curves.png"):
         assert (out / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / image).stat().st_size > 10_000
         assert f"]({image})" in text
-    segments = report.training_segments(report.load_run(trained))
-    assert [label for label, _ in segments] == ["lookahead (fold 0)", "lookahead (fold 1)"]
-    assert segments[0][1] == [{"step": 1, "loss": 0.9}, {"step": 2, "loss": 0.7}, {"step": 2, "eval_reward": 0.4}]
+    histories = plots.run_histories(trained, report.load_run(trained).name)
+    assert histories == {"lookahead fold_0": folds["fold_0"], "lookahead fold_1": folds["fold_1"]}
 
 
 def test_report_refuses_runs_it_cannot_compare(tmp_path, data_dir, config):

@@ -109,14 +109,21 @@ def plot_training_curves(histories: dict[str, list[dict]], path: str | Path, tit
     return path
 
 
+def run_histories(run_dir: str | Path, label: str | None = None) -> dict[str, list[dict]]:
+    """{label: log history} of a run: one entry per fold with cross-fitting (``<label> fold_<f>``), else one
+    (``label``, default the folder name); empty when nothing was logged yet."""
+    run_dir = Path(run_dir)
+    label = label or run_dir.name
+    folds = sorted((path for path in run_dir.glob("fold_*") if path.is_dir()), key=lambda path: path.name)
+    sources = {f"{label} {path.name}": path for path in folds} or {label: run_dir}
+    return {name: history for name, folder in sources.items() if (history := load_log_history(folder))}
+
+
 def plot_run(run_dir: str | Path) -> Path | None:
     """Write ``<run_dir>/training_curves.png`` from the run's log history (its folds' with cross-fitting);
     None when nothing was logged yet."""
     run_dir = Path(run_dir)
-    folds = sorted(run_dir.glob("fold_*"), key=lambda path: path.name)
-    sources = {path.name: path for path in folds if path.is_dir()} or {run_dir.name: run_dir}
-    histories = {label: history for label, folder in sources.items()
-                 if (history := load_log_history(folder))}
+    histories = run_histories(run_dir)
     if not histories:
         return None
     title = "/".join(run_dir.resolve().parts[-3:])  # e.g. <backbone>/<method>/<hyperparameters>
