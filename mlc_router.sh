@@ -34,15 +34,8 @@ BCE_THRESHOLD="${BCE_THRESHOLD:-1.0}"        # BCE: a candidate is a positive wh
 SEED="${SEED:-42}"
 # ----------------------------------------------------------------------------------------------------------
 
-GLOBAL_BATCH_SIZE=$((PER_DEVICE_BATCH_SIZE * NUM_GPUS * GRADIENT_ACCUMULATION_STEPS))
-LENGTH_TAG="ep${NUM_EPOCHS}"; [ -n "$MAX_STEPS" ] && LENGTH_TAG="steps${MAX_STEPS}"
-HYPERPARAMETERS="lr${LEARNING_RATE}_${LENGTH_TAG}_bs${GLOBAL_BATCH_SIZE}_${ROUTING_LOSS}"
-[ -n "$MAX_TRAIN_SAMPLES" ] && HYPERPARAMETERS+="_n${MAX_TRAIN_SAMPLES}"
-TRAIN_NAME=$(for name in $TRAIN_DATASETS; do basename "$name"; done | paste -sd+)
-CONFIG_NAME=$([ "$CROSS_FIT_FOLDS" -gt 0 ] && echo "cf${CROSS_FIT_FOLDS}" || echo "no_cf")
-[ "$TEST_DATASETS" != "AlpacaEval ArenaHard MT-Bench GSM8k MATH HumanEval MBPP" ] && CONFIG_NAME+="_${TEST_DATASETS// /+}"
-BACKBONE_NAME="${BACKBONE%/}"; BACKBONE_NAME="${BACKBONE_NAME##*[:/]}"
-OUTPUT_DIR="${OUTPUT_DIR:-output/${TRAIN_NAME}/${CONFIG_NAME}/${BACKBONE_NAME}/sc/${HYPERPARAMETERS}}"
+source scripts/experiment.sh
+OUTPUT_DIR="${OUTPUT_DIR:-$(experiment_output_dir sc "_${ROUTING_LOSS}")}"
 
 ARGS=(
     sc
@@ -65,30 +58,14 @@ ARGS=(
     --save_steps 0.2
     --seed "$SEED"
     --disable_tqdm True
-    --output_dir "$OUTPUT_DIR"
     # On GPUs (each line needs its package; train.py names the one to install when it is missing):
     # --bf16 True
+    # --optim adamw_torch_fused
+    # --torch_compile True                                  # compile warm-up is paid once per shape
     # --deepspeed config/deepspeed/ds_z2_config.json        # ZeRO-0/2/3 (and offload) configs in config/deepspeed/
     # --attn_implementation flash_attention_2               # flash-attn (ModernBERT or Llama-family)
     # --use_liger_kernel True                               # liger-kernel (its kernels target Llama-family models)
     # --gradient_checkpointing True
 )
-[ -n "$MAX_TRAIN_SAMPLES" ] && ARGS+=(--max_train_samples "$MAX_TRAIN_SAMPLES")
-[ -n "$MAX_EVAL_SAMPLES" ] && ARGS+=(--max_eval_samples "$MAX_EVAL_SAMPLES")
-[ -n "$MAX_STEPS" ] && ARGS+=(--max_steps "$MAX_STEPS")
 
-# DeepSpeed needs a distributed launcher even on one device.
-if [[ " ${ARGS[*]} $* " == *" --deepspeed "* ]] || [ "$NUM_GPUS" -gt 1 ]; then
-    if [ "$LAUNCHER" = accelerate ]; then
-        LAUNCH=(accelerate launch --config_file config/accelerate.yaml --num_processes "$NUM_GPUS")
-    else
-        LAUNCH=(torchrun --standalone --nproc_per_node "$NUM_GPUS")
-    fi
-else
-    LAUNCH=(python)
-fi
-
-mkdir -p "$OUTPUT_DIR"
-cp "$SCRIPT" "$OUTPUT_DIR/"
-echo "output: $OUTPUT_DIR" >&2
-"${LAUNCH[@]}" src/train.py "${ARGS[@]}" "$@"
+launch_training "$SCRIPT" "$OUTPUT_DIR" "${ARGS[@]}" "$@"
