@@ -6,7 +6,8 @@ import pytest
 
 import cost
 from routers.pretrained import PretrainedRouter, save_untrained_router
-from test_pretrained_router import CANDIDATES, save_tiny_bert, write_synthetic_data
+from synthetic import CANDIDATES, write_synthetic_data
+from test_pretrained_router import save_tiny_bert
 from utils.io import DataError
 
 # Three queries, two candidates. Quality estimates and decision costs (candidate 0 costs 2, candidate 1 costs 1):

@@ -1,6 +1,5 @@
 """PretrainedRouter.from_pretrained: every stage loads from its folder and routes as training routed."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,16 +13,7 @@ from model.backbones import resolve_backbone
 from routers.pretrained import PretrainedRouter, save_untrained_router
 from trainers import STAGES
 from utils.io import DataError
-
-CANDIDATES = ["A", "B"]
-WORDS = "sort list add numbers parse string count words merge dict read file print tree".split()
-TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
-
-
-def write_jsonl(path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-
+from synthetic import CANDIDATES, TINY, WORDS, write_synthetic_data
 
 def save_tiny_bert(folder) -> str:
     """A 2-layer BERT (hidden 16, random weights) with MiniLM's tokenizer, saved in ``folder``."""
@@ -32,26 +22,6 @@ def save_tiny_bert(folder) -> str:
     BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), max_position_embeddings=128, **TINY)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
-
-
-def write_synthetic_data(root: Path) -> Path:
-    """train/Synth (12 training + 4 validation queries, token counts recorded) and test/GSM8k (8 questions)."""
-    synth = root / "train" / "Synth"
-    ids = [f"q{i}" for i in range(16)]
-    write_jsonl(synth / "instructions.jsonl",
-                [{"prompt_id": i, "prompt": f"{WORDS[n % 14]} {WORDS[(3 * n) % 14]} {n}"} for n, i in enumerate(ids)])
-    (synth / "eval_ids.json").write_text(json.dumps(ids[12:]))
-    for c, llm in enumerate(CANDIDATES):
-        write_jsonl(synth / "responses" / f"{llm}.jsonl",
-                    [{"prompt_id": i, "response": f"{llm} answers {WORDS[(n + c) % 14]} " * (1 + n % 3),
-                      "response_toknes": 100 * (c + 1), "score": float((n + c) % 3) / 2} for n, i in enumerate(ids)])
-    gsm = root / "test" / "GSM8k"
-    gsm.mkdir(parents=True)
-    for c, llm in enumerate(CANDIDATES):
-        details = {str(n): {"prompt": [{"prompt": f"how many {WORDS[n]} are {n}"}], "origin_prediction": f"{n + c}",
-                            "correct": (n + c) % 2 == 0} for n in range(8)}
-        (gsm / f"{llm}.json").write_text(json.dumps({"details": details}))
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import metrics
 import report
 from utils import plots
 from data import load_benchmark
-from test_pretrained_router import CANDIDATES, write_synthetic_data
+from synthetic import CANDIDATES, write_synthetic_data
 from utils.io import DataError
 
 # A answers question n correctly when n is even, B when n is odd: each fixed candidate scores 50%.
