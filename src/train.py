@@ -241,5 +241,16 @@ def main(argv: list[str] | None = None) -> None:
         run_single(trainer_class, args)
 
 
+def shutdown_distributed() -> None:
+    """Tear down the process group of a multi-process launch (torchrun / accelerate) before exiting: a
+    process that exits with gloo's threads alive can abort ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     main()
+    shutdown_distributed()

@@ -178,3 +178,4 @@ def assert_same_training(one: Path, two: Path) -> None:
 if __name__ == "__main__":  # the torchrun worker (see the module docstring)
     for argv in json.loads(Path(sys.argv[1]).read_text()):
         train.main(argv)
+    train.shutdown_distributed()
