@@ -106,7 +106,7 @@ def test_mask_concat_model(backbones, tmp_path, backbone):
         "stage": "mask_concat", "backbone_name_or_path": backbones[backbone], "candidate_llms": ["A", "B"],
         "score_normalization": "none", "candidate_tokens": ["[MASK_1]", "[MASK_2]"],
         "candidate_token_ids": [len(tokenizer) - 2, len(tokenizer) - 1], "max_prompt_length": 8,
-        "mask_length": 3, "response_truncation_side": "right"}
+        "mask_length": 3, "response_truncation_side": "right", "routing_loss": "CE"}
 
 
 def test_causal_model(backbones, tmp_path):

@@ -32,7 +32,7 @@ ROUTER_CONFIG_NAME = "router_config.json"
 DESCRIPTION_FIELDS = (
     "stage", "backbone_name_or_path", "candidate_llms", "score_normalization", "candidate_tokens",
     "candidate_token_ids", "model_id_type", "max_prompt_length", "max_response_length", "mask_length",
-    "response_truncation_side", "pooling",
+    "response_truncation_side", "pooling", "routing_loss",
 )
 
 
@@ -55,12 +55,14 @@ class RouterModelConfig(PreTrainedConfig):
                  candidate_tokens: list[str] | None = None, candidate_token_ids: list[int] | None = None,
                  model_id_type: str | None = None, score_normalization: str | None = None,
                  max_prompt_length: int | None = None, max_response_length: int | None = None,
-                 mask_length: int | None = None, response_truncation_side: str | None = None, **kwargs):
+                 mask_length: int | None = None, response_truncation_side: str | None = None,
+                 routing_loss: str | None = None, **kwargs):
         if isinstance(backbone_config, dict):
             backbone_config = CONFIG_MAPPING[backbone_config["model_type"]](**backbone_config)
         self.backbone_config = backbone_config
         self.stage = stage
         self.backbone_name_or_path = backbone_name_or_path
+        self.routing_loss = routing_loss  # how to read the logits as quality estimates (softmax or sigmoid)
         self.candidate_llms = list(candidate_llms or [])
         self.head_dropout = head_dropout
         self.pooling = pooling

@@ -119,6 +119,8 @@ class RouterConfig(TrainingArguments):
             raise ValueError("--cross_fit_only_fold needs --cross_fit_folds K and a fold in 0..K-1.")
         if self.eval_strategy == "no":
             self.load_best_model_at_end = False
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # pinning needs an accelerator
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
             self.use_cpu = True  # several CPU processes (torchrun, gloo): without it each one trains alone
         super().__post_init__()
@@ -236,6 +238,7 @@ class RouterTrainer(Trainer):
         config = RouterModelConfig(
             stage=cls.stage, backbone_name_or_path=args.backbone_name_or_path, candidate_llms=args.candidate_llms,
             head_dropout=args.head_dropout, score_normalization=args.score_normalization,
+            routing_loss=args.routing_loss,
             max_prompt_length=args.max_prompt_length, **cls.model_config_fields(args))
         model = cls.model_class.from_backbone(config, attn_implementation=args.attn_implementation)
         cls.add_candidate_tokens(model, tokenizer, args)
