@@ -308,19 +308,29 @@ def arena_score(verdicts: list[str | None]) -> float:
     return (outcome1 + outcome2) / 2
 
 
-def _load_arena_hard(folder: Path, candidates: list[str]) -> list[dict]:
-    questions_path = resolve(folder / "question.jsonl")
+def _read_questions(folder: Path, read_question: Callable[[dict, str], Any]) -> dict:
+    """``{question_id: read_question(row, where)}`` for ``question.jsonl``, each id present and used once."""
+    path = resolve(folder / "question.jsonl")
     questions = {}
-    for lineno, row in enumerate(read_jsonl(questions_path), 1):
+    for lineno, row in enumerate(read_jsonl(path), 1):
         question_id = row.get("question_id")
-        where = f"{questions_path}, line {lineno}, question_id {question_id!r}"
-        if not isinstance(question_id, str) or question_id in questions:
-            raise DataError(f"{where}: field 'question_id' must be a string used once. Fix the line.")
-        try:
-            prompt = row["turns"][0]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise DataError(f"{where}: field 'turns[0].content' is missing. Fix the line.") from None
-        questions[question_id] = nonempty_text(prompt, where, "turns[0].content", "Fix the line.")
+        where = f"{path}, line {lineno}, question_id {question_id!r}"
+        if question_id is None or question_id in questions:
+            raise DataError(f"{where}: field 'question_id' must be present and used once. Fix the line.")
+        questions[question_id] = read_question(row, where)
+    return questions
+
+
+def _arena_question(row: dict, where: str) -> str:
+    try:
+        prompt = row["turns"][0]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise DataError(f"{where}: field 'turns[0].content' is missing. Fix the line.") from None
+    return nonempty_text(prompt, where, "turns[0].content", "Fix the line.")
+
+
+def _load_arena_hard(folder: Path, candidates: list[str]) -> list[dict]:
+    questions = _read_questions(folder, _arena_question)
 
     answers, verdicts = {}, {}
     for llm in candidates:
@@ -368,19 +378,16 @@ def _turn1_answer(judge_prompt: Any, where: str) -> str:
     return judge_prompt[start: judge_prompt.index(MT_BENCH_ANSWER_END, start)]
 
 
+def _mt_bench_question(row: dict, where: str) -> dict:
+    turns = row.get("turns")
+    if not isinstance(turns, list) or len(turns) != 2:
+        raise DataError(f"{where}: field 'turns' must list the two user turns. Fix the line.")
+    nonempty_text(turns[0], where, "turns[0]", "Fix the line.")
+    return row
+
+
 def _load_mt_bench(folder: Path, candidates: list[str]) -> list[dict]:
-    questions_path = resolve(folder / "question.jsonl")
-    questions = {}
-    for lineno, row in enumerate(read_jsonl(questions_path), 1):
-        question_id = row.get("question_id")
-        where = f"{questions_path}, line {lineno}, question_id {question_id!r}"
-        if question_id is None or question_id in questions:
-            raise DataError(f"{where}: field 'question_id' must be present and used once. Fix the line.")
-        turns = row.get("turns")
-        if not isinstance(turns, list) or len(turns) != 2:
-            raise DataError(f"{where}: field 'turns' must list the two user turns. Fix the line.")
-        nonempty_text(turns[0], where, "turns[0]", "Fix the line.")
-        questions[question_id] = row
+    questions = _read_questions(folder, _mt_bench_question)
 
     responses, turn_scores = {}, {}
     for llm in candidates:
