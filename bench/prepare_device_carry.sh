@@ -17,7 +17,7 @@ $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --imp
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .whl transformers==5.24.0 liger-kernel==0.8.5
 
-backbone() { (cd src && $PY -c "from model.backbones import resolve_backbone; print(resolve_backbone('$1'))"); }
+backbone() { PYTHONPATH=src $PY -c "from model.backbones import resolve_backbone; print(resolve_backbone('$1'))"; }
 SMOL=$(backbone packaged:smollm2-135m-instruct)
 MINI=$(backbone packaged:all-minilm-l6-v2)
 rm -rf .whl/lookahead_cache .whl/site .whl/data
