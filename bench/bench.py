@@ -20,7 +20,9 @@ from random text. Printed, and written to ``--output``:
    stage, backbone and layout.
 
 CPU mode times the process's CPU seconds (use one thread: ``--threads 1``), so that other work on the machine
-does not skew the comparison; GPU mode times the wall clock.
+does not skew the comparison; GPU mode times the wall clock. Warm-up (the steps before the timed ones: kernel
+selection, compilation by torch.compile and FlexAttention, which runs partly in worker processes) is wall clock in
+both modes.
 
 Layouts (``model.packing``): *plain padded* = one sequence per row, padded to the longest (causal: k copies of
 the prompt, one per candidate); *packed* = the same sequences back to back, rows of the longest document (CPU,
@@ -281,11 +283,11 @@ def measure_training(stage: str, layout: str, attention: str, batch_size: int, c
     tokens = sum(int((inputs["document_ids"] >= 0).sum()) for inputs in timed)
     grid = sum(inputs["input_ids"].numel() for inputs in timed)
     with PeakMemory(device) as memory:
-        start = clock()
+        warmup_start = time.perf_counter()
         for step, batch in enumerate(batches):
             if step == settings["warmup"]:
                 synchronize(device)
-                warmup_seconds = clock() - start
+                warmup_seconds = time.perf_counter() - warmup_start
                 start = clock()
             inputs = {k: v.to(device) for k, v in model_inputs(stage, batch, model).items()}
             with torch.autocast(device.type, dtype=settings["dtype"], enabled=settings["dtype"] is not None):
@@ -388,7 +390,7 @@ def training_row(stage: str, layout: str, attention: str, batch_size: int, compi
 
 
 TRAINING_HEADERS = ["stage", "backbone", "layout", "attention", "queries/step", "examples/s", "tokens/s",
-                    "grid tokens/step", "model TFLOP/s", "MFU", "peak GiB", "warm-up s"]
+                    "grid tokens/step", "model TFLOP/s", "MFU", "peak GiB", "warm-up s (wall)"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,8 +12,11 @@
 #   3. src/train.py for each stage: a short real training (random-initialised backbones of the packaged shapes,
 #      bf16, fused AdamW; FlexAttention for causal), then routing HumanEval; its results table
 #   4. bench/bench.py --mode gpu --compile, if time is left: what torch.compile gives and what it costs
-# Everything lands in $OUT (six files: the device returns at most eight): summary.md (the tables and verdicts),
-# tests.log, bench_gpu.md, bench_compile.md, bench.log and train.log (the full logs).
+# Compilation (torch.compile, FlexAttention's kernels) is cached in TORCHINDUCTOR_CACHE_DIR, which starts from
+# .whl/inductor_cache.tgz when a previous device run's is there, and is packed again at the end.
+# Everything lands in $OUT (seven files: the device returns at most eight): summary.md (the tables and verdicts),
+# tests.log, bench_gpu.md, bench_compile.md, bench.log, train.log (the full logs) and inductor_cache.tgz: copy
+# that into .whl/ here, and the next device run skips most of the compilation (warm-up).
 set -u
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 START=$(date +%s)
@@ -28,7 +31,14 @@ note() { echo "$*" | tee -a "$SUMMARY"; }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || { echo "wheel install failed"; exit 2; }
 export PYTHONPATH=/tmp/site:$PWD/.whl/site:$PWD/src LOOKAHEAD_CACHE=$PWD/.whl/lookahead_cache
+export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor_cache
+mkdir -p "$TORCHINDUCTOR_CACHE_DIR"
 note "# Device check ($(date -u +%FT%TZ))"
+if [ -f .whl/inductor_cache.tgz ]; then
+  tar xzf .whl/inductor_cache.tgz -C "$TORCHINDUCTOR_CACHE_DIR" && note "compilation caches: from .whl/inductor_cache.tgz"
+else
+  note "compilation caches: cold (no .whl/inductor_cache.tgz)"
+fi
 python3 -c "import torch, transformers, triton; print('torch', torch.__version__, '| transformers', \
 transformers.__version__, '| triton', triton.__version__, '|', torch.cuda.get_device_name())" 2>&1 | tee -a "$SUMMARY"
 
@@ -91,4 +101,6 @@ if [ "$(left)" -gt 120 ]; then
 else
   note "- bench --compile: skipped ($(left)s left)"
 fi
+tar czf "$OUT/inductor_cache.tgz" -C "$TORCHINDUCTOR_CACHE_DIR" . \
+    && note "- compilation caches packed: $(du -h "$OUT/inductor_cache.tgz" | cut -f1) (copy into .whl/ for the next run)"
 note "total $(( $(date +%s) - START ))s"

