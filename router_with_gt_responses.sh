@@ -41,32 +41,9 @@ OUTPUT_DIR="${OUTPUT_DIR:-$(experiment_output_dir gt_responses "_rl${MAX_RESPONS
 ARGS=(
     gt_responses
     --backbone_name_or_path "$BACKBONE"
-    --data_dir "$DATA_DIR"
-    --train_datasets $TRAIN_DATASETS
-    --test_datasets $TEST_DATASETS
-    --candidate_llms $CANDIDATES
-    --cross_fit_folds "$CROSS_FIT_FOLDS"
-    --max_prompt_length "$MAX_PROMPT_LENGTH"
     --max_response_length "$MAX_RESPONSE_LENGTH"
     --routing_loss "$ROUTING_LOSS"
-    --learning_rate "$LEARNING_RATE"
-    --num_train_epochs "$NUM_EPOCHS"
-    --warmup_steps 0.1
-    --per_device_train_batch_size "$PER_DEVICE_BATCH_SIZE"
-    --per_device_eval_batch_size "$((2 * PER_DEVICE_BATCH_SIZE))"
-    --gradient_accumulation_steps "$GRADIENT_ACCUMULATION_STEPS"
-    --eval_steps 0.2
-    --save_steps 0.2
-    --seed "$SEED"
-    --disable_tqdm True
-    # On GPUs (each line needs its package; train.py names the one to install when it is missing):
-    # --bf16 True
-    # --optim adamw_torch_fused
-    # --torch_compile True                                  # compile warm-up is paid once per shape
-    # --deepspeed config/deepspeed/ds_z2_config.json        # ZeRO-0/2/3 (and offload) configs in config/deepspeed/
-    # --attn_implementation flash_attention_2               # flash-attn
-    # --use_liger_kernel True                               # liger-kernel
-    # --gradient_checkpointing True
+    # --attn_implementation flash_attention_2 # on GPUs: flash-attn; GPU flags: scripts/experiment.sh
 )
 
 launch_training "$SCRIPT" "$OUTPUT_DIR" "${ARGS[@]}" "$@"
