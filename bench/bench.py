@@ -54,7 +54,7 @@ from model import RouterModelConfig  # noqa: E402
 from model.backbones import resolve_backbone  # noqa: E402
 from model.packing import IGNORE_INDEX, Document, one_document_per_row, pack, single_row  # noqa: E402
 from trainers import CausalTrainer, GTResponsesTrainer, MaskConcatTrainer, SCTrainer  # noqa: E402
-from trainers.collators import CausalCollator  # noqa: E402
+from trainers.collators import CausalCollator, prompt_frame  # noqa: E402
 from trainers.losses import routing_loss  # noqa: E402
 from trainers.mask_concat import mask_slots  # noqa: E402
 
@@ -130,26 +130,39 @@ def layouts_of(stage: str) -> list[str]:
 
 # ----- models -----
 
+def stage_max_length(stage: str, frame: int, prompt: int, response: int, mask_length: int, k: int) -> int:
+    """The --max_length at which ``stage`` keeps ``prompt`` prompt tokens and ``response`` response tokens (causal,
+    gt_responses; a response takes what the prompt leaves) or ``mask_length`` slots (mask_concat)."""
+    if stage == "causal":
+        return frame + prompt + 1 + response + 1
+    if stage == "gt_responses":
+        return frame + prompt + response + 1
+    if stage == "mask_concat":
+        return frame + prompt + k * (mask_length + 1)
+    return frame + prompt
+
+
 def random_router(stage: str, attention: str, settings: dict, device: torch.device):
     """A router of ``stage`` on a random-initialised backbone of the packaged shape, its tokenizer and collator."""
     trainer, backbone_name = STAGES[stage]
     path = resolve_backbone(backbone_name)
     encoder = backbone_name == MINILM
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    prompt, response = settings["encoder_prompt" if encoder else "prompt"], settings["encoder_response" if encoder else "response"]
     options = SimpleNamespace(
         candidate_llms=PAPER_CANDIDATES, backbone_name_or_path=backbone_name, model_id_type="special", pooling=None,
-        max_response_length=settings["encoder_response" if encoder else "response"],
-        mask_length=settings["mask_length"], response_truncation_side="right")
+        max_prompt_length=prompt, mask_length=settings["mask_length"], response_truncation_side="right")
     backbone_config = AutoConfig.from_pretrained(path)
     if settings["layers"]:
         backbone_config.num_hidden_layers = settings["layers"]
     torch.manual_seed(0)
     backbone = trainer.model_class.backbone_auto_class.from_config(backbone_config, attn_implementation=attention)
+    frame = sum(map(len, prompt_frame(tokenizer)))
+    max_length = stage_max_length(stage, frame, prompt, response, settings["mask_length"], len(PAPER_CANDIDATES))
     config = RouterModelConfig(stage=stage, backbone_name_or_path=backbone_name, candidate_llms=PAPER_CANDIDATES,
-                               max_prompt_length=settings["encoder_prompt" if encoder else "prompt"],
-                               **trainer.model_config_fields(options))
+                               max_seq_length=max_length, **trainer.model_config_fields(options))
     config.backbone_config = backbone.config
     model = trainer.model_class(config, backbone=backbone)
-    tokenizer = AutoTokenizer.from_pretrained(path)
     trainer.add_candidate_tokens(model, tokenizer, options)
     return model.to(device), tokenizer, trainer.collator_for(model.config, tokenizer)
 
@@ -345,8 +358,9 @@ def tokens_per_epoch(data_dir: Path, prompt_length: int, response_length: int, b
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(SMOLLM2))
     tokenizer.add_tokens([f"<|model_{i + 1}|>" for i in range(len(PAPER_CANDIDATES))], special_tokens=True)
     ids = tokenizer.convert_tokens_to_ids([f"<|model_{i + 1}|>" for i in range(len(PAPER_CANDIDATES))])
-    collator = CausalCollator(tokenizer, len(PAPER_CANDIDATES), prompt_length, response_length, ids,
-                              assign_rows=single_row)
+    max_length = stage_max_length("causal", sum(map(len, prompt_frame(tokenizer))), prompt_length, response_length, 0,
+                                  len(PAPER_CANDIDATES))
+    collator = CausalCollator(tokenizer, len(PAPER_CANDIDATES), max_length, prompt_length, ids, assign_rows=single_row)
     features = collator.encode(records, with_responses=True)
     totals = {layout: 0 for layout in (PLAIN, PACKED, SHARED)}
     for start in range(0, len(features), batch_size):

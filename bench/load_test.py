@@ -90,7 +90,7 @@ def untrained_router(folder: Path, backbone: str | None) -> str:
         tokenizer.save_pretrained(folder / "backbone")
         backbone = str(folder / "backbone")
     return str(save_untrained_router(folder / "router", "mask_concat", backbone, PAPER_CANDIDATES,
-                                     max_prompt_length=128))
+                                     max_length=455))  # a 128-token prompt and 5 blocks of 64 slots
 
 
 def free_port() -> int:

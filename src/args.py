@@ -1,35 +1,12 @@
-"""Arguments shared by the evaluation entry points.
-
-Command lines hand lists over as Python/JSON lists or comma-separated strings; ``as_list`` accepts every
-form Fire passes on (a list, a tuple, ``"a,b"``, ``"[a, b]"``).
-"""
+"""Arguments shared by the evaluation entry points (lists in any form ``utils.cli.as_list`` reads)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data import BENCHMARKS, PAPER_CANDIDATES
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def as_list(value: Any) -> list[str]:
-    """``value`` as a list of non-empty strings."""
-    if isinstance(value, (list, tuple)):
-        items = [str(item) for item in value]
-    else:
-        items = str(value).strip().strip("[]").split(",")
-    return [item.strip().strip("'\"").strip() for item in items if item.strip().strip("'\"").strip()]
-
-
-def default_data_dir() -> str:
-    """``data`` if it exists, else ``compressed_data``; looked up in the working directory, then the repo root."""
-    for base in (Path.cwd(), REPO_ROOT):
-        for name in ("data", "compressed_data"):
-            if (base / name).is_dir():
-                return str(base / name)
-    return "compressed_data"
+from data import BENCHMARKS, PAPER_CANDIDATES, resolve_train_set
+from utils.cli import as_list, default_data_dir
 
 
 @dataclass
@@ -39,7 +16,8 @@ class EvalArguments:
     data_dir         holds ``test/<Benchmark>`` and ``train/<set>``
     candidate_llms   the candidates, in routing-index order
     test_datasets    benchmarks to evaluate on (names from ``data.BENCHMARKS``)
-    train_datasets   training-set folders, relative to ``data_dir`` or absolute
+    train_datasets   training sets as ``<set>/<score dir>`` (``data.resolve_train_set``), relative to
+                     ``data_dir/train`` or absolute
     train_split      which part of each training set to use: "all", "train" or "eval"
     output_dir       where predictions, metrics.json and results.md are written
     cross_fit_folds  K >= 2: routers that learn from data are cross-fitted over K folds of the benchmarks
@@ -72,7 +50,6 @@ class EvalArguments:
             raise ValueError(f"cross_fit_folds must be 0 (off) or at least 2, got {self.cross_fit_folds}.")
         self.seed = int(self.seed)
 
-    def train_set_dirs(self) -> list[Path]:
-        """The training-set folders: absolute paths as given, others under ``data_dir``."""
-        return [Path(name) if Path(name).is_absolute() else Path(self.data_dir) / name
-                for name in self.train_datasets]
+    def train_sets(self) -> list[tuple[Path, str]]:
+        """``(set folder, score directory)`` of each --train_datasets entry (``data.resolve_train_set``)."""
+        return [resolve_train_set(name, self.data_dir) for name in self.train_datasets]

@@ -56,7 +56,7 @@ import numpy as np
 import yaml
 
 import metrics
-from data import load_train_set
+from data import load_train_set, resolve_train_set
 from routers.base import normalize_scores_by_source
 from utils.io import DataError, exists, read_json, read_jsonl, write_json
 
@@ -67,8 +67,8 @@ DEFAULT_TYPICAL_OUTPUT_TOKENS = 500.0  # a candidate's expected answer length wh
 POLICY_FILE = "routing_policy.json"
 CURVE_POINTS = 64        # lambda values tried per curve (all distinct routings when there are fewer)
 SHARE_STEPS = 10         # strong-share steps of the APGR curve (0%, 10%, ..., 100%), as RouteLLM
-SCORE_KIND_OF_LOSS = {"CE": "softmax", "ForwardKL": "softmax", "ReverseKL": "softmax", "BCE": "sigmoid",
-                      "MSE": "sigmoid"}
+SCORE_KIND_OF_LOSS = {"CE": "softmax", "KL": "softmax", "ForwardKL": "softmax", "ReverseKL": "softmax",
+                      "BCE": "sigmoid", "MSE": "sigmoid"}
 SCORE_KINDS = ("softmax", "sigmoid", "identity")
 
 
@@ -217,16 +217,16 @@ def score_kind_of(folder: str | Path) -> str:
     folder = Path(folder)
     for description in (folder / "router_config.json", folder / "run_args.json", folder.parent / "run_args.json"):
         if description.exists():
-            loss = read_json(description).get("routing_loss")
+            loss = read_json(description).get("loss_type")
             if loss is not None:
                 if loss not in SCORE_KIND_OF_LOSS:
-                    raise DataError(f"{description}: field 'routing_loss' is {loss!r}, not one of "
+                    raise DataError(f"{description}: field 'loss_type' is {loss!r}, not one of "
                                     f"{sorted(SCORE_KIND_OF_LOSS)}.")
                 return SCORE_KIND_OF_LOSS[loss]
     if (folder / "config.json").exists() and "router_type" in read_json(folder / "config.json"):
         return "identity"
     if (folder / "router_config.json").exists():
-        logger.warning("%s: no routing_loss recorded (router_config.json or run_args.json); assuming CE (softmax)",
+        logger.warning("%s: no loss_type recorded (router_config.json or run_args.json); assuming CE (softmax)",
                        folder)
         return "softmax"
     raise DataError(f"{folder}: neither a trained router (router_config.json, run_args.json) nor a baseline run "
@@ -620,9 +620,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("error: pass --data_dir and --validation_sets (the router's run_args.json has neither).")
     records = []
     for name in sets:
-        set_dir = Path(name) if Path(name).is_absolute() else Path(data_dir) / "train" / name
-        records += attach_recorded_output_tokens(load_train_set(set_dir, router.candidates, split="eval"), set_dir,
-                                                 router.candidates)
+        set_dir, score_dir = resolve_train_set(name, data_dir)
+        records += attach_recorded_output_tokens(load_train_set(set_dir, router.candidates, score_dir, split="eval"),
+                                                 set_dir, router.candidates, score_dir)
     prices = prices_from_config(load_config(args.config), router.candidates, args.config)
     policy = calibrate(router, records, prices, args.budget, args.strong_share, args.strong, args.weak)
     write_json(Path(args.router) / POLICY_FILE, policy.to_json())

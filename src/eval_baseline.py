@@ -1,7 +1,7 @@
 """Evaluate a baseline router on the test benchmarks.
 
     python src/eval_baseline.py --router_type knn --cross_fit_folds 2 \\
-        --train_datasets train/SelfOSSInstructSC2_filtered2 --n_neighbors 20
+        --train_datasets SelfOSSInstructSC2_filtered2/responses --n_neighbors 20
 
 Arguments are those of ``args.EvalArguments`` plus ``--router_type`` (a name in ``routers.ROUTERS``),
 ``--run_name`` (the row name in tables; default: the router type and its arguments) and the router's own
@@ -81,7 +81,7 @@ def predict(make_router: Callable[[], Router], train_examples: list[dict], test_
     if router.learns_from_data:
         if not train_examples:
             raise ValueError(f"{type(router).__name__} learns from data but has none: pass --train_datasets "
-                             f"(e.g. train/SelfOSSInstructSC2_filtered2) and/or --cross_fit_folds 2.")
+                             f"(e.g. SelfOSSInstructSC2_filtered2/responses) and/or --cross_fit_folds 2.")
         router.fit(train_examples)
     elif folds >= 2:
         logger.info("%s learns nothing; cross-fitting skipped", type(router).__name__)
@@ -122,8 +122,8 @@ def main(router_type: str, run_name: str | None = None, data_dir: str | None = N
     test_sets = {name: load_benchmark(name, args.data_dir, args.candidate_llms) for name in args.test_datasets}
     for name, examples in test_sets.items():
         check_unique_ids(name, examples)
-    train_examples = [example for set_dir in args.train_set_dirs()
-                      for example in load_train_set(set_dir, args.candidate_llms, split=args.train_split)]
+    train_examples = [example for set_dir, score_dir in args.train_sets()
+                      for example in load_train_set(set_dir, args.candidate_llms, score_dir, split=args.train_split)]
     logger.info("loaded %s and %d training examples in %.1fs",
                 ", ".join(f"{name} ({len(examples)})" for name, examples in test_sets.items()),
                 len(train_examples), time.perf_counter() - started)

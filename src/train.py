@@ -6,9 +6,11 @@ Flags: the stage's config (``trainers.STAGES``; ``python src/train.py <stage> --
 ``TrainingArguments`` flag (--learning_rate, --num_train_epochs, --per_device_train_batch_size, --eval_steps,
 --save_steps, --bf16, --deepspeed, --gradient_checkpointing, --seed, ...).
 
-* Data: the "train" split of every --train_datasets set (queries not in its eval_ids.json) is the training
-  pool, the "eval" split is the validation set (``eval_reward`` every --eval_steps; the best checkpoint is
-  kept and loaded at the end).
+* Data: --train_datasets entries are ``<set>/<score dir>`` under ``<data_dir>/train`` (the paper's form). The
+  "train" split of every set (queries not in its eval_ids.json, cut to --train_slice) is the training pool,
+  the "eval" split is the validation set (``eval_reward`` every --eval_steps; the best checkpoint is kept and
+  loaded at the end; its validation metrics go to ``eval_results.json``). Every set, candidate file and test
+  benchmark is read and checked before any training.
 * --do_train (default on): train and save the router in --output_dir; with --do_train False the router
   already saved there is loaded instead.
 * --do_predict (default on): route every --test_datasets benchmark and write, in --output_dir,
@@ -18,10 +20,12 @@ Flags: the stage's config (``trainers.STAGES``; ``python src/train.py <stage> --
 * --cross_fit_folds K: K routers in ``fold_<f>/``; router f trains on the training pool plus the benchmark
   records outside fold f and routes the records in fold f (``data.cross_fit``); the merged predictions
   are scored on the full benchmarks.
-* --resume_from_checkpoint PATH, or ``last-checkpoint`` for the latest checkpoint in the output folder
-  (per fold with cross-fitting; folds whose predictions are written are kept as they are).
+* --resume_from_checkpoint PATH, or ``last-checkpoint`` for the newest complete checkpoint in the output folder
+  (one a kill interrupted while it was being written is skipped, with a warning; per fold with cross-fitting;
+  folds whose predictions are written are kept as they are).
 
-Everything this script writes is written atomically; the log also goes to ``<output_dir>/train.log``.
+Everything this script writes is written atomically; the log also goes to ``<output_dir>/train.log``, with a
+``progress:`` line (steps or batches done, time elapsed and left) at most every 10 s of each phase.
 After training, each router folder also holds ``trainer_state.json`` (every training and validation log)
 and ``training_curves.png`` (``utils.plots``; with cross-fitting the top folder's plot shows every fold).
 """
@@ -37,28 +41,22 @@ from pathlib import Path
 import numpy as np
 import transformers
 from accelerate.state import AcceleratorState
-from transformers import HfArgumentParser, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import HfArgumentParser
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 import metrics
-from data import load_benchmark, load_train_set
+from data import load_benchmark, load_train_set, resolve_train_set
 from data.cross_fit import cross_fit_pools
 from model import load_router_model
 from model.backbones import cache_dir
 from trainers import STAGES, RouterConfig, RouterTrainer
-from utils.io import atomic_write_text, read_json, write_json
+from trainers.base import train_slice_bounds
+from trainers.callbacks import LogToFile
+from utils.io import DataError, atomic_write_text, read_json, write_json
 from utils.plots import plot_run
 
 logger = logging.getLogger("lookahead")
 LAST_CHECKPOINT = "last-checkpoint"
-
-
-class LogToFile(TrainerCallback):
-    """Send the Trainer's log dictionaries (loss, eval_reward, ...) to the ``lookahead`` logger."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
-            logger.info("step %d: %s", state.global_step, json.dumps(logs))
 
 
 def parse_args(argv: list[str]) -> tuple[str, RouterConfig]:
@@ -68,7 +66,7 @@ def parse_args(argv: list[str]) -> tuple[str, RouterConfig]:
     config_class = STAGES[argv[0]][0]
     try:
         (args,) = HfArgumentParser(config_class).parse_args_into_dataclasses(argv[1:])
-    except ModuleNotFoundError as error:  # a flag whose optional package is missing
+    except (ModuleNotFoundError, ValueError) as error:  # a bad value, or a flag whose optional package is missing
         raise SystemExit(f"error: {error}") from None
     return argv[0], args
 
@@ -105,25 +103,98 @@ def subsample(records: list[dict], limit: int | None, seed: int) -> list[dict]:
 
 
 def training_split(args: RouterConfig, split: str) -> list[dict]:
-    """The ``split`` ("train" or "eval") records of every --train_datasets set."""
+    """The ``split`` ("train" or "eval") records of every --train_datasets set; the train split is cut to
+    --train_slice of each set (in file order)."""
+    start, end = train_slice_bounds(args.train_slice)
     records = []
-    for name in args.train_datasets:
-        set_dir = Path(name) if Path(name).is_absolute() else Path(args.data_dir) / "train" / name
-        records += load_train_set(set_dir, args.candidate_llms, score_dir=args.score_dir, split=split)
+    for entry in args.train_datasets:
+        set_dir, score_dir = resolve_train_set(entry, args.data_dir)
+        rows = load_train_set(set_dir, args.candidate_llms, score_dir=score_dir, split=split)
+        if split == "train":
+            rows = rows[int(round(start * len(rows))):int(round(end * len(rows)))]
+        records += rows
     return records
 
 
+def load_inputs(args: RouterConfig) -> tuple[list[dict], list[dict], dict[str, list[dict]]]:
+    """``(training pool, validation records, test benchmarks)``, all read and checked before any training:
+    a bad set, file, candidate or benchmark stops the run here, with the file and the fix named."""
+    train_records = training_split(args, "train") if args.do_train else []
+    if args.do_train and not train_records and not args.cross_fit_folds:
+        raise DataError(f"--train_datasets {' '.join(args.train_datasets)}: no training queries left (every "
+                        f"prompt_id is held out in eval_ids.json, or --train_slice {args.train_slice} is empty). "
+                        f"Hold out fewer queries or widen --train_slice.")
+    eval_records = subsample(training_split(args, "eval"), args.max_eval_samples, args.seed)
+    if args.do_train and args.eval_strategy != "no" and not eval_records:
+        raise DataError(f"--train_datasets {' '.join(args.train_datasets)}: no validation queries (eval_ids.json "
+                        f"is empty); list held-out prompt_ids there, or pass --eval_strategy no.")
+    needed = args.do_predict or args.cross_fit_folds
+    benchmarks = {name: load_benchmark(name, args.data_dir, args.candidate_llms)
+                  for name in args.test_datasets} if needed else {}
+    return train_records, eval_records, benchmarks
+
+
+def is_complete_checkpoint(folder: Path, save_only_model: bool = False) -> bool:
+    """Whether the Trainer finished writing ``folder``: its trainer_state.json (written last) parses, and the
+    weights and (unless ``save_only_model``) the optimizer, scheduler and RNG states are all there (DeepSpeed:
+    its ``latest`` tag). A run killed while writing a checkpoint, or while deleting an old one, leaves a folder
+    that fails this."""
+    try:
+        json.loads((folder / "trainer_state.json").read_text())
+        names = {path.name for path in folder.iterdir()}
+        if "model.safetensors.index.json" in names:
+            shards = set(json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"].values())
+            has_weights = shards <= names
+        else:
+            has_weights = bool(names & {"model.safetensors", "pytorch_model.bin", "latest"})
+    except (OSError, ValueError, KeyError):
+        return False
+    states = save_only_model or "latest" in names or (
+        {"optimizer.pt", "scheduler.pt"} <= names and any(name.startswith("rng_state") for name in names))
+    return has_weights and states
+
+
+def last_complete_checkpoint(output_dir: str, save_only_model: bool = False) -> str | None:
+    """The newest complete ``checkpoint-<step>`` of ``output_dir`` (``is_complete_checkpoint``), or None."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    steps = sorted((int(path.name.split("-")[1]), path) for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+                   if path.is_dir() and path.name.split("-")[1].isdigit())
+    for _, path in reversed(steps):
+        if is_complete_checkpoint(path, save_only_model):
+            return str(path)
+        logger.warning("%s is incomplete (the run stopped while writing or deleting it): skipped", path)
+    return None
+
+
 def resume_point(args: RouterConfig, output_dir: str) -> str | None:
-    """The checkpoint to resume from in ``output_dir`` (``last-checkpoint``: its latest one, if any)."""
+    """The checkpoint to resume from in ``output_dir`` (``last-checkpoint``: its newest complete one, if any)."""
     value = args.resume_from_checkpoint
     if value != LAST_CHECKPOINT:
         return value
-    last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    last = last_complete_checkpoint(output_dir, args.save_only_model)
     if last:
         logger.info("resuming from %s", last)
     else:
-        logger.info("no checkpoint in %s: starting afresh", output_dir)
+        logger.info("no complete checkpoint in %s: starting afresh", output_dir)
     return last
+
+
+def save_eval_results(trainer: RouterTrainer) -> None:
+    """``eval_results.json``: the validation metrics of the kept model (the best checkpoint's evaluation in the
+    log history when one was kept, else a fresh evaluation), as ``Trainer.save_metrics("eval", ...)`` writes."""
+    best = trainer.state.best_model_checkpoint
+    results = None
+    if best:
+        step = int(Path(best).name.split("-")[1])
+        results = next((dict(entry) for entry in trainer.state.log_history
+                        if entry.get("step") == step and "eval_reward" in entry), None)
+    if results is None:
+        trainer.progress.label = "validation"
+        results = trainer.evaluate()
+    results = {name: value for name, value in results.items() if name.startswith("eval_") or name == "epoch"}
+    trainer.save_metrics("eval", results, combined=False)
 
 
 def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_records: list[dict],
@@ -139,6 +210,8 @@ def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_rec
                             callbacks=[LogToFile()])
     result = trainer.train(resume_from_checkpoint=resume_point(args, args.output_dir))
     trainer.save_model(args.output_dir)
+    if eval_records and args.eval_strategy != "no":
+        save_eval_results(trainer)
     if trainer.is_world_process_zero():
         trainer.save_state()  # trainer_state.json: every training and validation log
         plot_run(args.output_dir)
@@ -170,14 +243,13 @@ def report(args: RouterConfig, benchmarks: dict[str, list[dict]], predictions: d
 
 
 def run_single(trainer_class: type[RouterTrainer], args: RouterConfig) -> None:
-    eval_records = subsample(training_split(args, "eval"), args.max_eval_samples, args.seed)
-    trainer = fit_router(trainer_class, args, training_split(args, "train") if args.do_train else [], eval_records)
+    train_records, eval_records, benchmarks = load_inputs(args)
+    trainer = fit_router(trainer_class, args, train_records, eval_records)
     if not args.do_predict:
         return
-    benchmarks = {name: load_benchmark(name, args.data_dir, args.candidate_llms) for name in args.test_datasets}
     predictions = {}
     for name, records in benchmarks.items():
-        predictions[name] = prediction_rows(records, trainer.route(records))
+        predictions[name] = prediction_rows(records, trainer.route(records, f"routing {name}"))
         if trainer.is_world_process_zero():
             write_predictions(args.output_dir, name, predictions[name])
     if trainer.is_world_process_zero():
@@ -190,9 +262,7 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
         raise SystemExit(f"error: with --cross_fit_folds use --resume_from_checkpoint {LAST_CHECKPOINT} "
                          f"(each fold resumes from its own folder).")
     folds = args.cross_fit_folds
-    benchmarks = {name: load_benchmark(name, args.data_dir, args.candidate_llms) for name in args.test_datasets}
-    train_records = training_split(args, "train") if args.do_train else []
-    eval_records = subsample(training_split(args, "eval"), args.max_eval_samples, args.seed)
+    train_records, eval_records, benchmarks = load_inputs(args)
     by_id = {name: {} for name in benchmarks}
     for fold in range(folds) if args.cross_fit_only_fold is None else [args.cross_fit_only_fold]:
         fold_args = copy.deepcopy(args)
@@ -210,8 +280,8 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
             trainer = fit_router(trainer_class, fold_args, pool, eval_records)
             if not args.do_predict:
                 continue
-            fold_rows = {name: prediction_rows(records, trainer.route(records)) if records else []
-                         for name, records in in_fold.items()}
+            fold_rows = {name: prediction_rows(records, trainer.route(records, f"fold {fold} routing {name}"))
+                         if records else [] for name, records in in_fold.items()}
             if trainer.is_world_process_zero():
                 for name, rows in fold_rows.items():
                     write_predictions(fold_args.output_dir, name, rows)
@@ -219,6 +289,7 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
             by_id[name].update({row["prompt_id"]: row for row in rows})
     if args.should_save:
         plot_run(args.output_dir)  # the folds' curves side by side
+        write_fold_eval_results(args.output_dir, folds)
     if not args.do_predict or not args.should_save or args.cross_fit_only_fold is not None:
         return
     predictions = {name: [by_id[name][record["prompt_id"]] for record in records]
@@ -228,6 +299,19 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
     report(args, benchmarks, predictions)
 
 
+def write_fold_eval_results(output_dir: str, folds: int) -> None:
+    """``<output_dir>/eval_results.json`` of a cross-fit run: each validation metric averaged over the folds that
+    wrote one, plus ``fold_<f>_<metric>`` per fold."""
+    per_fold = {fold: read_json(path) for fold in range(folds)
+                if (path := Path(output_dir) / f"fold_{fold}" / "eval_results.json").exists()}
+    if not per_fold:
+        return
+    names = sorted(set.intersection(*(set(values) for values in per_fold.values())))
+    merged = {name: float(np.mean([values[name] for values in per_fold.values()])) for name in names}
+    merged.update({f"fold_{fold}_{name}": value for fold, values in per_fold.items() for name, value in values.items()})
+    write_json(Path(output_dir) / "eval_results.json", merged)
+
+
 def main(argv: list[str] | None = None) -> None:
     stage, args = parse_args(sys.argv[1:] if argv is None else argv)
     setup_logging(args)
@@ -235,10 +319,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.should_save:
         write_json(Path(args.output_dir) / "run_args.json", {"stage": stage, **json.loads(args.to_json_string())})
     trainer_class = STAGES[stage][1]
-    if args.cross_fit_folds:
-        run_cross_fit(trainer_class, args)
-    else:
-        run_single(trainer_class, args)
+    try:
+        if args.cross_fit_folds:
+            run_cross_fit(trainer_class, args)
+        else:
+            run_single(trainer_class, args)
+    except (DataError, FileNotFoundError) as error:  # bad input: say what and where, without a traceback
+        logger.error("%s", error)
+        raise SystemExit(f"error: {error}") from None
 
 
 def shutdown_distributed() -> None:

@@ -40,7 +40,7 @@ def record(prompt, responses, scores=(1.0, 0.0)):
 def test_mask_concat_training_layout_with_right_truncation(bert):
     m1, m2 = bert.convert_tokens_to_ids(["[MASK_1]", "[MASK_2]"])
     a, b, c, d, e = ids(bert, "a b c d e")
-    collator = MaskConcatCollator(bert, 2, max_prompt_length=2, mask_token_ids=[m1, m2], mask_length=3)
+    collator = MaskConcatCollator(bert, 2, max_length=12, mask_token_ids=[m1, m2], mask_length=3)  # 2 + 2 x 4 + a 2-token prompt
     features = collator.encode([record("a b c", ["d e", "a b c d"]), record("e", ["c", "d"])],
                                scores=[[0.5, 1.0], [1.0, 0.0]], with_responses=True)
     batch = collator(features)
@@ -58,7 +58,7 @@ def test_mask_concat_training_layout_with_right_truncation(bert):
 def test_mask_concat_left_truncation_keeps_the_end_of_the_response(bert):
     m1, m2 = bert.convert_tokens_to_ids(["[MASK_1]", "[MASK_2]"])
     a, b, c, d = ids(bert, "a b c d")
-    collator = MaskConcatCollator(bert, 2, 8, [m1, m2], 3, response_truncation_side="left")
+    collator = MaskConcatCollator(bert, 2, 18, [m1, m2], 3, response_truncation_side="left")
     batch = collator(collator.encode([record("a", ["a b c d", "d"])], with_responses=True))
     assert batch["input_ids"].tolist() == [[CLS, a, SEP, b, c, d, SEP, d, PAD, PAD, SEP]]
 
@@ -66,7 +66,7 @@ def test_mask_concat_left_truncation_keeps_the_end_of_the_response(bert):
 def test_mask_concat_routing_layout_masks_every_slot(bert):
     m1, m2 = bert.convert_tokens_to_ids(["[MASK_1]", "[MASK_2]"])
     a, b = ids(bert, "a b")
-    collator = MaskConcatCollator(bert, 2, 8, [m1, m2], 2)
+    collator = MaskConcatCollator(bert, 2, 16, [m1, m2], 2)  # room for an 8-token prompt
     batch = collator(collator.encode([record("a b", ["c", "d"])]))
     assert batch["input_ids"].tolist() == [[CLS, a, b, SEP, m1, m1, SEP, m2, m2, SEP]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 5, 6, 4, 5, 6]]
@@ -93,7 +93,9 @@ def test_causal_training_and_routing_layouts(smol):
     eos = smol.eos_token_id
     hello, world, yes, no = (smol(w, add_special_tokens=False)["input_ids"][0]
                              for w in ("hello", " world", "yes", " no"))
-    collator = CausalCollator(smol, 2, max_prompt_length=1, max_response_length=1, model_id_token_ids=[m1, m2])
+    frame = len(before) + len(after)
+    # each prompt <id> response <eos> fits max_length: a 1-token prompt leaves 1 response token
+    collator = CausalCollator(smol, 2, max_length=frame + 4, max_prompt_length=1, model_id_token_ids=[m1, m2])
     features = collator.encode([record("hello world", ["yes", " no yes"])], scores=[[1.0, 0.0]],
                                with_responses=True)
     batch = collator(features)
@@ -107,7 +109,7 @@ def test_causal_training_and_routing_layouts(smol):
     assert batch["labels"].tolist() == [[-100] * (n + 1) + [yes, eos, -100, no, eos]]
     assert batch["model_id_positions"].tolist() == [n, n + 3]
 
-    wide = CausalCollator(smol, 2, max_prompt_length=2, max_response_length=1, model_id_token_ids=[m1, m2])
+    wide = CausalCollator(smol, 2, max_length=frame + 5, max_prompt_length=2, model_id_token_ids=[m1, m2])
     routing = wide(wide.encode([record("hello world", ["a", "b"]), record("hello", ["a", "b"])]))
     long_prompt, short_prompt = before + [hello, world] + after, prompt
     n = len(long_prompt)
@@ -122,7 +124,7 @@ def test_causal_training_and_routing_layouts(smol):
 
 def test_prompt_collator_reads_the_prompt_alone(bert):
     a, b, c = ids(bert, "a b c")
-    collator = PromptCollator(bert, 2, max_prompt_length=2)
+    collator = PromptCollator(bert, 2, max_length=4)  # [CLS] + 2 prompt tokens + [SEP]
     batch = collator(collator.encode([record("a b c", ["x", "y"]), record("c", ["x", "y"])], scores=[[1, 0], [0, 1]]))
     assert batch["input_ids"].tolist() == [[CLS, a, b, SEP], [CLS, c, SEP, PAD]]
     assert batch["document_ids"].tolist() == [[0, 0, 0, 0], [1, 1, 1, -1]]
@@ -132,11 +134,11 @@ def test_prompt_collator_reads_the_prompt_alone(bert):
 
 def test_response_collator_pairs_the_prompt_with_each_response(bert, smol):
     a, b, c, d = ids(bert, "a b c d")
-    collator = ResponseCollator(bert, 2, max_prompt_length=4, max_response_length=2)
+    collator = ResponseCollator(bert, 2, max_length=6, max_prompt_length=4)  # [CLS] a [SEP] + 2 + [SEP]
     batch = collator(collator.encode([record("a", ["b c d", "d"])], with_responses=True))
     assert batch["input_ids"].tolist() == [[CLS, a, SEP, b, c, SEP], [CLS, a, SEP, d, SEP, PAD]]
     before, after = prompt_frame(smol)
-    decoder = ResponseCollator(smol, 2, max_prompt_length=4, max_response_length=2)
+    decoder = ResponseCollator(smol, 2, max_length=len(before) + len(after) + 8, max_prompt_length=4)
     yes = smol("yes", add_special_tokens=False)["input_ids"]
     rows = decoder(decoder.encode([record("yes", ["yes", "yes"])], with_responses=True))["input_ids"].tolist()
     assert rows[0] == before + yes + after + yes + [smol.eos_token_id]
@@ -172,7 +174,7 @@ def test_masked_slots_per_mask_type():
 def test_mask_responses_replaces_the_right_slots_and_labels_them(bert):
     m1, m2 = bert.convert_tokens_to_ids(["[MASK_1]", "[MASK_2]"])
     a, b, c, d, e = ids(bert, "a b c d e")
-    collator = MaskConcatCollator(bert, 2, 8, [m1, m2], 4)
+    collator = MaskConcatCollator(bert, 2, 20, [m1, m2], 4)
     batch = collator(collator.encode([record("e", ["a b c d", "a b"])], scores=[[1.0, 0.0]], with_responses=True))
     recorded = {}
     trainer = SimpleNamespace(

@@ -151,7 +151,7 @@ def test_score_kind_of_runs(tmp_path):
     (tmp_path / "knn" / "config.json").write_text(json.dumps({"router_type": "knn"}))
     assert cost.score_kind_of(tmp_path / "knn") == "identity"
     (tmp_path / "run" / "fold_0").mkdir(parents=True)
-    (tmp_path / "run" / "run_args.json").write_text(json.dumps({"routing_loss": "BCE"}))
+    (tmp_path / "run" / "run_args.json").write_text(json.dumps({"loss_type": "BCE"}))
     (tmp_path / "run" / "fold_0" / "router_config.json").write_text(json.dumps({"stage": "sc"}))
     assert cost.score_kind_of(tmp_path / "run" / "fold_0") == "sigmoid"
     assert cost.score_kind_of(tmp_path / "run") == "sigmoid"
@@ -181,7 +181,7 @@ def test_config_errors_name_the_file_and_the_field(tmp_path):
 def test_calibration_command_saves_a_policy_the_router_loads(tmp_path):
     data_dir = write_synthetic_data(tmp_path / "data")  # recorded output tokens: A 100, B 200
     folder = save_untrained_router(tmp_path / "router", "sc", save_tiny_bert(tmp_path / "bert"), CANDIDATES,
-                                   max_prompt_length=8)
+                                   max_length=10)
     config = tmp_path / "candidates.yaml"
     config.write_text("candidates:\n"
                       "  - {name: A, input_price_per_million: 1, output_price_per_million: 1}\n"

@@ -3,7 +3,7 @@
 Each stage trains a tiny random backbone for two steps twice: in this process with a batch of 4 queries,
 and under ``torchrun --nproc_per_node 2`` with 2 queries per process. The global batches and their order
 are the same (the Trainer's seeded sampler, sharded batch by batch across the processes), dropout is 0,
-every response fills its max_response_length / mask_length slots (so the per-process token means of the
+every response fills what --max_length leaves it / its mask_length slots (so the per-process token means of the
 auxiliary losses average to the global mean) and the optimizer is plain SGD (no Adam sign flips on
 rounding noise), so both runs must reach the same weights at every checkpoint, the same logged losses
 and validation rewards, and the same test predictions.
@@ -37,8 +37,8 @@ WORDS = "sort list add numbers parse string count words merge dict read file pri
 STAGES = {  # stage -> (backbone, stage flags)
     "mask_concat": ("bert", ["--mask_length", "3", "--starting_mask_rate", "0.5", "--mask_warmup_ratio", "1.0"]),
     "sc": ("bert", []),
-    "causal": ("llama", []),
-    "gt_responses": ("llama", ["--routing_loss", "MSE"]),
+    "causal": ("llama", ["--max_prompt_length", "2"]),  # every prompt cut to 2 tokens, so every response to 4
+    "gt_responses": ("llama", ["--loss_type", "MSE", "--max_prompt_length", "2"]),
 }
 
 
@@ -87,7 +87,7 @@ def train_argv(root: Path, stage: str, output_dir: Path, per_device_batch: int) 
             "--train_datasets", "Synth", "--candidate_llms", *CANDIDATES, "--test_datasets", "GSM8k",
             "--output_dir", str(output_dir), "--max_steps", "2", "--eval_steps", "1", "--save_steps", "1",
             "--per_device_train_batch_size", str(per_device_batch), "--per_device_eval_batch_size", "4",
-            "--max_prompt_length", "8", "--max_response_length", "4", "--head_dropout", "0",
+            "--max_length", "38", "--head_dropout", "0",
             "--optim", "sgd", "--learning_rate", "0.5", "--logging_steps", "1", "--seed", "0",
             "--disable_tqdm", "True", *flags]
 

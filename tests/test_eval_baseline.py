@@ -100,10 +100,14 @@ def test_as_list_accepts_every_form_fire_passes():
 
 
 def test_eval_arguments_defaults_and_validation(tmp_path):
-    args = EvalArguments(data_dir=tmp_path, train_datasets="train/A," + str(tmp_path / "B"))
+    for folder, score_dir in ((tmp_path / "train" / "A", "responses"), (tmp_path / "B", "scored")):
+        (folder / score_dir).mkdir(parents=True)
+        (folder / "instructions.jsonl").write_text("")
+        (folder / score_dir / "m.jsonl").write_text("")
+    args = EvalArguments(data_dir=tmp_path, train_datasets="A/responses," + str(tmp_path / "B"))
     assert args.test_datasets == ["AlpacaEval", "ArenaHard", "MT-Bench", "GSM8k", "MATH", "HumanEval", "MBPP"]
     assert args.candidate_llms[0] == "Yi-1.5-34B-Chat" and len(args.candidate_llms) == 5
-    assert args.train_set_dirs() == [tmp_path / "train" / "A", tmp_path / "B"]
+    assert args.train_sets() == [(tmp_path / "train" / "A", "responses"), (tmp_path / "B", "scored")]
     with pytest.raises(ValueError, match="Unknown test_datasets \\['GSM8K'\\]"):
         EvalArguments(test_datasets="GSM8K")
     with pytest.raises(ValueError, match="cross_fit_folds must be 0 \\(off\\) or at least 2"):
@@ -227,7 +231,7 @@ def test_knn_cross_fit_end_to_end_with_a_tiny_encoder(data_dir, tmp_path, monkey
     monkeypatch.setenv("LOOKAHEAD_CACHE", str(tmp_path / "cache"))
 
     output = tmp_path / "knn"
-    summary = run(data_dir, output, "knn", train_datasets="train/Toy", cross_fit_folds=2, n_neighbors=2,
+    summary = run(data_dir, output, "knn", train_datasets="Toy", cross_fit_folds=2, n_neighbors=2,
                   embedding_model=str(encoder))
     for name, questions in (("GSM8k", GSM8K), ("MT-Bench", MT_BENCH)):
         rows = read_json(output / "test_predictions" / f"{name}.json")

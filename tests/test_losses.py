@@ -68,11 +68,14 @@ def test_kl_losses_in_both_directions():
     reverse = sum(math.exp(p) * (p - t) for t, p in zip(log_t, log_p))
     args = torch.tensor([logits]), torch.tensor([scores])
     close(routing_loss("ForwardKL", *args, kl_temperature=temperature), forward)
+    close(routing_loss("KL", *args, kl_temperature=temperature), forward)  # the paper's name for ForwardKL
     close(routing_loss("ReverseKL", *args, kl_temperature=temperature), reverse)
     assert forward != pytest.approx(reverse)
-    close(routing_loss("ForwardKL", torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[2.0, 0.0, 1.0]])), 0.0)
+    # at T = 1 the target of logits equal to the scores is the model's own distribution: KL 0
+    close(routing_loss("ForwardKL", torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[2.0, 0.0, 1.0]]),
+                       kl_temperature=1.0), 0.0)
 
 
 def test_unknown_loss_is_refused():
-    with pytest.raises(ValueError, match="routing loss"):
+    with pytest.raises(ValueError, match="Unknown loss_type"):
         routing_loss("Hinge", torch.zeros(1, 2), torch.zeros(1, 2))

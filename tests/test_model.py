@@ -48,8 +48,9 @@ def backbones(tmp_path_factory):
 
 
 def new_router(trainer_class, config_class, backbone, tmp_path, **options):
+    lengths = {"max_length": 64, **({"max_prompt_length": 8} if config_class in (CausalConfig, GTResponsesConfig) else {})}
     args = config_class(output_dir=str(tmp_path / "run"), backbone_name_or_path=backbone, candidate_llms=["A", "B"],
-                        max_prompt_length=8, max_response_length=6, **options)
+                        **lengths, **options)
     model, tokenizer = trainer_class.new_router(args)
     return model.eval(), tokenizer, trainer_class.collator_for(model.config, tokenizer)
 
@@ -104,9 +105,9 @@ def test_mask_concat_model(backbones, tmp_path, backbone):
     description = assert_reloads_identically(MaskConcatTrainer, model, tokenizer, collator, tmp_path)
     assert description == {
         "stage": "mask_concat", "backbone_name_or_path": backbones[backbone], "candidate_llms": ["A", "B"],
-        "score_normalization": "none", "candidate_tokens": ["[MASK_1]", "[MASK_2]"],
-        "candidate_token_ids": [len(tokenizer) - 2, len(tokenizer) - 1], "max_prompt_length": 8,
-        "mask_length": 3, "response_truncation_side": "right", "routing_loss": "CE"}
+        "score_normalization": "min-max", "candidate_tokens": ["[MASK_1]", "[MASK_2]"],
+        "candidate_token_ids": [len(tokenizer) - 2, len(tokenizer) - 1], "max_seq_length": 64,
+        "mask_length": 3, "response_truncation_side": "right", "loss_type": "BCE"}
 
 
 def test_causal_model(backbones, tmp_path):
@@ -137,7 +138,7 @@ def test_causal_model(backbones, tmp_path):
 
     description = assert_reloads_identically(CausalTrainer, model, tokenizer, collator, tmp_path)
     assert description["candidate_tokens"] == ["<|model_1|>", "<|model_2|>"]
-    assert description["model_id_type"] == "special" and description["max_response_length"] == 6
+    assert description["model_id_type"] == "special" and description["max_prompt_length"] == 8
     with safe_open(tmp_path / "saved" / "model.safetensors", "pt") as weights:
         keys = set(weights.keys())
     assert "backbone.model.embed_tokens.weight" in keys and "backbone.lm_head.weight" not in keys  # tied

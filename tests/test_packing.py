@@ -79,8 +79,8 @@ def test_stage_collators_follow_the_backbone_attention(smol, bert):
     for attention, rows in (("flex_attention", single_row), ("sdpa", first_fit_rows)):
         backbone_config = LlamaConfig(**TINY)
         backbone_config._attn_implementation = attention
-        config = RouterModelConfig(candidate_llms=["a", "b"], candidate_token_ids=[1, 2], max_prompt_length=8,
-                                   max_response_length=8, mask_length=2, response_truncation_side="right")
+        config = RouterModelConfig(candidate_llms=["a", "b"], candidate_token_ids=[1, 2], max_seq_length=64,
+                                   max_prompt_length=8, mask_length=2, response_truncation_side="right")
         config.backbone_config = backbone_config
         assert CausalTrainer.collator_for(config, smol).assign_rows is rows
         assert GTResponsesTrainer.collator_for(config, smol).assign_rows is rows

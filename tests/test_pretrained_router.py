@@ -42,15 +42,15 @@ RESPONSES = [["A says sort", "B says sorted(x)"], ["A parses", "B counts words "
 @pytest.mark.parametrize("stage, backbone, options", [
     ("mask_concat", "bert", {"mask_length": 3}),
     ("sc", "bert", {}),
-    ("causal", "llama", {"max_response_length": 4}),
-    ("gt_responses", "llama", {"max_response_length": 4, "routing_loss": "MSE"}),
+    ("causal", "llama", {"max_prompt_length": 8, "loss_type": "CE"}),
+    ("gt_responses", "llama", {"max_prompt_length": 8, "loss_type": "MSE"}),
 ])
 def test_every_stage_routes_like_its_trainer(backbones, tmp_path, stage, backbone, options):
-    folder = save_untrained_router(tmp_path / stage, stage, backbones[backbone], CANDIDATES, max_prompt_length=8,
+    folder = save_untrained_router(tmp_path / stage, stage, backbones[backbone], CANDIDATES, max_length=48,
                                    **options)
     router = PretrainedRouter.from_pretrained(folder, batch_size=2)  # 3 prompts: two batches
     assert (router.stage, router.candidates) == (stage, CANDIDATES)
-    assert router.score_kind == {"sc": "sigmoid", "gt_responses": "sigmoid"}.get(stage, "softmax")
+    assert router.score_kind == ("softmax" if options.get("loss_type") == "CE" else "sigmoid")  # BCE, MSE: sigmoid
     scores = router.route(PROMPTS, responses=RESPONSES)
 
     # The trainer's own routing path (what train.py writes as test predictions) on the same folder.
@@ -73,7 +73,7 @@ def test_cross_fit_run_folds_load_and_reproduce_their_predictions(backbones, tmp
     train.main(["sc", "--backbone_name_or_path", backbones["bert"], "--data_dir", str(data_dir), "--train_datasets",
                 "Synth", "--candidate_llms", *CANDIDATES, "--test_datasets", "GSM8k", "--output_dir", str(out),
                 "--cross_fit_folds", "2", "--max_steps", "1", "--eval_steps", "1", "--save_steps", "1",
-                "--max_prompt_length", "8", "--per_device_train_batch_size", "4", "--seed", "0",
+                "--max_length", "10", "--per_device_train_batch_size", "4", "--seed", "0",
                 "--disable_tqdm", "True"])
     with pytest.raises(DataError, match=r"cross-fit run.*fold_0"):
         PretrainedRouter.from_pretrained(out)
@@ -89,7 +89,7 @@ def test_cross_fit_run_folds_load_and_reproduce_their_predictions(backbones, tmp
 
 
 def test_decide_applies_the_saved_policy(backbones, tmp_path):
-    folder = save_untrained_router(tmp_path / "r", "sc", backbones["bert"], CANDIDATES, max_prompt_length=8)
+    folder = save_untrained_router(tmp_path / "r", "sc", backbones["bert"], CANDIDATES, max_length=10)
     quality_only = PretrainedRouter.from_pretrained(folder).decide(PROMPTS)
     assert quality_only.choices.tolist() == quality_only.scores.argmax(1).tolist()
     np.testing.assert_allclose(quality_only.quality, 1 / (1 + np.exp(-quality_only.scores)))

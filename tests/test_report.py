@@ -52,7 +52,7 @@ def test_report_tables_curves_and_plots(tmp_path, data_dir, config):
     fixed = write_run(tmp_path / "fixed_1", data_dir, [[0.0, 1.0]] * 8, "config.json",
                       {"run_name": "fixed: B", "router_type": "fixed"})
     trained = write_run(tmp_path / "lookahead", data_dir, [[2 * a, 2 * b] for a, b in ORACLE_SCORES],
-                        "run_args.json", {"stage": "mask_concat", "routing_loss": "CE", "run_name": None,
+                        "run_args.json", {"stage": "mask_concat", "loss_type": "CE", "run_name": None,
                                           "output_dir": str(tmp_path / "lookahead")})
     folds = {"fold_0": [{"step": 1, "loss": 0.9}, {"step": 2, "loss": 0.7}, {"step": 2, "eval_reward": 0.4}],
              "fold_1": [{"step": 1, "loss": 0.8}, {"step": 2, "eval_reward": 0.5}]}

@@ -24,7 +24,7 @@ PRICES = {"A": cost.Price(1.0, 1.0), "B": cost.Price(1.0, 10.0)}  # B's answers 
 @pytest.fixture(scope="module")
 def router(tmp_path_factory):
     root = tmp_path_factory.mktemp("router")
-    folder = save_untrained_router(root / "sc", "sc", save_tiny_bert(root / "bert"), CANDIDATES, max_prompt_length=16)
+    folder = save_untrained_router(root / "sc", "sc", save_tiny_bert(root / "bert"), CANDIDATES, max_length=18)
     return PretrainedRouter.from_pretrained(folder)
 
 

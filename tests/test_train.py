@@ -38,7 +38,7 @@ def run(stage, backbone, data_dir, output_dir, *extra):
     train.main([stage, "--backbone_name_or_path", backbone, "--data_dir", str(data_dir), "--train_datasets", "Synth",
                 "--candidate_llms", *CANDIDATES, "--test_datasets", "GSM8k", "--output_dir", str(output_dir),
                 "--max_steps", "2", "--eval_steps", "1", "--save_steps", "1", "--per_device_train_batch_size", "4",
-                "--per_device_eval_batch_size", "8", "--max_prompt_length", "8", "--max_response_length", "4",
+                "--per_device_eval_batch_size", "8", "--max_length", "44",
                 "--logging_steps", "1", "--seed", "0", "--disable_tqdm", "True", *extra])
 
 
@@ -50,7 +50,7 @@ def predictions(output_dir):
     ("mask_concat", "bert", ["--mask_length", "3"]),
     ("sc", "bert", []),
     ("causal", "llama", []),
-    ("gt_responses", "llama", ["--routing_loss", "ForwardKL", "--score_normalization", "softmax"]),
+    ("gt_responses", "llama", ["--loss_type", "KL", "--score_normalization", "softmax"]),
 ])
 def test_stage_trains_routes_and_reports(backbones, data_dir, tmp_path, capsys, stage, backbone, extra):
     out = tmp_path / stage

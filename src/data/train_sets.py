@@ -9,6 +9,11 @@ A training set is a folder ``<set>/``:
 
 ``load_train_set`` returns records of the contract in ``data/__init__.py`` in instructions order, with
 ``source`` = the set folder's name.
+
+A training set is named on the command line (``--train_datasets``) as ``<set>/<score dir>``, relative to
+``<data_dir>/train`` or absolute, the paper's form (e.g. ``SelfOSSInstructSC2_filtered2/responses``,
+``UltraFeedback/Skywork-Reward-Gemma-2-27B-v0.2``); ``resolve_train_set`` splits it. A bare ``<set>`` names
+its only score directory.
 """
 from __future__ import annotations
 
@@ -71,6 +76,41 @@ def _read_eval_ids(path: Path, prompts: dict[str, str]) -> set[str]:
         raise DataError(f"{path}: prompt_id {unknown[0]!r} is not in instructions.jsonl ({len(unknown)} "
                         f"unknown). Remove it from eval_ids.json or add the query.")
     return set(eval_ids)
+
+
+def score_dirs(set_dir: Path) -> list[str]:
+    """Sorted names of the sub-folders of ``set_dir`` that hold candidate files (``*.jsonl[.gz]``)."""
+    if not set_dir.is_dir():
+        return []
+    return sorted(entry.name for entry in set_dir.iterdir() if entry.is_dir() and files_named(entry, ".jsonl"))
+
+
+def resolve_train_set(entry: str, data_dir: str | os.PathLike) -> tuple[Path, str]:
+    """``(set folder, score directory)`` of a ``--train_datasets`` entry (see the module docstring).
+
+    Raises DataError naming the entry when it is not a training set, when its score directory is missing
+    (listing the ones present), or when a bare ``<set>`` has several score directories."""
+    path = Path(entry) if Path(entry).is_absolute() else Path(data_dir) / "train" / entry
+    if exists(path / "instructions.jsonl"):
+        found = score_dirs(path)
+        if len(found) == 1:
+            return path, found[0]
+        if not found:
+            raise DataError(f"--train_datasets {entry!r}: {path} has no score directory (a sub-folder with "
+                            f"<llm>.jsonl files). Score the responses first (compute_reward.sh).")
+        raise DataError(f"--train_datasets {entry!r}: {path} has several score directories ({', '.join(found)}); "
+                        f"name one, e.g. {entry.rstrip('/')}/{found[0]}.")
+    if exists(path.parent / "instructions.jsonl"):
+        if not path.is_dir():
+            found = score_dirs(path.parent)
+            raise DataError(f"--train_datasets {entry!r}: score directory {path} not found; {path.parent} has "
+                            f"{', '.join(found) if found else 'none'}. Name one of them as <set>/<score dir>.")
+        return path.parent, path.name
+    train_dir = Path(data_dir) / "train"
+    available = sorted(p.name for p in train_dir.iterdir() if p.is_dir()) if train_dir.is_dir() else []
+    raise DataError(f"--train_datasets {entry!r}: neither {path} nor {path.parent} holds instructions.jsonl. "
+                    f"Name a training set as <set>/<score dir> under {Path(data_dir) / 'train'} "
+                    f"(there: {', '.join(available) or 'nothing'}) or give an absolute folder.")
 
 
 def load_train_set(set_dir: str | os.PathLike, candidate_llms: list[str], score_dir: str = "responses",

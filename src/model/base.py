@@ -31,8 +31,8 @@ ROUTER_CONFIG_NAME = "router_config.json"
 # Fields of RouterModelConfig copied into router_config.json (when set).
 DESCRIPTION_FIELDS = (
     "stage", "backbone_name_or_path", "candidate_llms", "score_normalization", "candidate_tokens",
-    "candidate_token_ids", "model_id_type", "max_prompt_length", "max_response_length", "mask_length",
-    "response_truncation_side", "pooling", "routing_loss",
+    "candidate_token_ids", "model_id_type", "max_seq_length", "max_prompt_length", "mask_length",
+    "response_truncation_side", "pooling", "loss_type",
 )
 
 
@@ -42,9 +42,12 @@ class RouterModelConfig(PreTrainedConfig):
     stage                     mask_concat | causal | sc | gt_responses
     candidate_llms            the k candidates, in output order
     candidate_tokens/_ids     the k added tokens: mask tokens (mask_concat) or model-ID tokens (causal)
-    max_prompt_length         prompt tokens kept (the text between the template's special tokens)
-    max_response_length       response tokens kept (causal, gt_responses)
+    max_seq_length            the longest sequence the stage builds (``--max_length``; ``trainers.collators``;
+                              not ``max_length``, which transformers reserves for generation)
+    max_prompt_length         the most prompt tokens kept (causal, gt_responses; other stages: what max_length
+                              leaves)
     mask_length               slots per candidate block (mask_concat)
+    loss_type                 the routing loss trained with (how to read the logits as quality estimates)
     """
 
     model_type = "lookahead_router"
@@ -54,15 +57,15 @@ class RouterModelConfig(PreTrainedConfig):
                  candidate_llms: list[str] | None = None, head_dropout: float = 0.1, pooling: str | None = None,
                  candidate_tokens: list[str] | None = None, candidate_token_ids: list[int] | None = None,
                  model_id_type: str | None = None, score_normalization: str | None = None,
-                 max_prompt_length: int | None = None, max_response_length: int | None = None,
+                 max_seq_length: int | None = None, max_prompt_length: int | None = None,
                  mask_length: int | None = None, response_truncation_side: str | None = None,
-                 routing_loss: str | None = None, **kwargs):
+                 loss_type: str | None = None, **kwargs):
         if isinstance(backbone_config, dict):
             backbone_config = CONFIG_MAPPING[backbone_config["model_type"]](**backbone_config)
         self.backbone_config = backbone_config
         self.stage = stage
         self.backbone_name_or_path = backbone_name_or_path
-        self.routing_loss = routing_loss  # how to read the logits as quality estimates (softmax or sigmoid)
+        self.loss_type = loss_type
         self.candidate_llms = list(candidate_llms or [])
         self.head_dropout = head_dropout
         self.pooling = pooling
@@ -70,8 +73,8 @@ class RouterModelConfig(PreTrainedConfig):
         self.candidate_token_ids = list(candidate_token_ids or [])
         self.model_id_type = model_id_type
         self.score_normalization = score_normalization
+        self.max_seq_length = max_seq_length
         self.max_prompt_length = max_prompt_length
-        self.max_response_length = max_response_length
         self.mask_length = mask_length
         self.response_truncation_side = response_truncation_side
         super().__init__(**kwargs)
@@ -79,6 +82,11 @@ class RouterModelConfig(PreTrainedConfig):
     @property
     def num_candidates(self) -> int:
         return len(self.candidate_llms)
+
+    @property
+    def max_positions(self) -> int | None:
+        """The backbone's position limit (None when it has none)."""
+        return getattr(self.backbone_config, "max_position_embeddings", None)
 
     def router_description(self) -> dict:
         """The content of router_config.json: every set field of ``DESCRIPTION_FIELDS``."""
@@ -133,6 +141,9 @@ class RouterModel(PreTrainedModel):
             nn.init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.backbone.get_input_embeddings()

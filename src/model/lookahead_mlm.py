@@ -10,7 +10,7 @@ see ``model.packing``)::
 starts at the same position, the k blocks look the same to the encoder except for their mask token. A query
 attends to all of its own tokens and to no other query's. At routing time every slot is a mask token; in
 training a slot holds candidate i's response token and the masked ones are predicted by the MLM head
-("foreseeing" the response). The routing head reads each query's [CLS].
+("foreseeing" the response). The routing head (``RoutingPredictionHead``) reads each query's [CLS].
 
 Works with BERT-family encoders (absolute position embeddings, ``position_ids`` passed explicitly) and
 ModernBERT (rotary positions from ``position_ids``; its local-attention layers see a window of token
@@ -22,9 +22,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForMaskedLM
+from transformers.activations import ACT2FN
 
 from model.base import RouterModel, RouterModelConfig, RouterOutput
 from model.packing import IGNORE_INDEX, document_bounds, packed_hidden_states
+
+
+class RoutingPredictionHead(nn.Module):
+    """[CLS] state [N, d] -> k routing logits [N, k]: dense (d -> d) -> the backbone's activation -> layer norm
+    (a BERT-style prediction-head transform), then dropout (``head_dropout``) and a linear layer with k outputs,
+    as in the paper's Lookahead-MLM."""
+
+    def __init__(self, config: RouterModelConfig):
+        super().__init__()
+        backbone = config.backbone_config
+        hidden = backbone.hidden_size
+        activation = getattr(backbone, "hidden_act", None) or getattr(backbone, "hidden_activation", None) or "gelu"
+        self.dense = nn.Linear(hidden, hidden)
+        self.activation = ACT2FN[activation]
+        eps = getattr(backbone, "layer_norm_eps", None) or getattr(backbone, "norm_eps", None) or 1e-12
+        self.layer_norm = nn.LayerNorm(hidden, eps=eps)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.out = nn.Linear(hidden, config.num_candidates)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(self.layer_norm(self.activation(self.dense(states)))))
 
 
 class LookaheadMLM(RouterModel):
@@ -35,7 +57,7 @@ class LookaheadMLM(RouterModel):
         if not any(hasattr(self.backbone, name) for name in ("cls", "lm_head", "decoder")):
             raise ValueError(f"Lookahead-MLM does not know the masked-LM head of {type(self.backbone).__name__}; "
                              f"use a BERT-family or ModernBERT encoder.")
-        self.routing_head = nn.Linear(config.backbone_config.hidden_size, config.num_candidates)
+        self.routing_head = RoutingPredictionHead(config)
         self.post_init()
 
     def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -55,7 +77,7 @@ class LookaheadMLM(RouterModel):
         """
         hidden = packed_hidden_states(self.backbone.base_model, False, input_ids, position_ids, document_ids)
         first_tokens, _ = document_bounds(document_ids)
-        routing_logits = self.routing_head(self.dropout(hidden.flatten(0, 1)[first_tokens]))
+        routing_logits = self.routing_head(hidden.flatten(0, 1)[first_tokens])
         lm_loss = None
         if mlm_labels is not None:
             predicted = mlm_labels != IGNORE_INDEX

@@ -118,7 +118,7 @@ def save_untrained_router(folder: str | Path, stage: str, backbone_name_or_path:
                           seed: int = 0, **options) -> Path:
     """Write to ``folder`` a ``stage`` router on ``backbone_name_or_path`` with a fresh routing head (seeded), as
     ``src/train.py`` would before its first step; ``options`` are the stage's config fields (e.g.
-    ``max_prompt_length=64``, ``routing_loss="BCE"``). Also writes run_args.json, like training does."""
+    ``max_length=64``, ``loss_type="BCE"``). Also writes run_args.json, like training does."""
     if stage not in STAGES:
         raise ValueError(f"Unknown stage {stage!r}; choose one of {', '.join(STAGES)}.")
     config_class, trainer_class = STAGES[stage]

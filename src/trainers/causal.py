@@ -24,14 +24,24 @@ MODEL_ID_TYPES = ("special", "letter", "number")
 
 @dataclass
 class CausalConfig(RouterConfig):
-    """RouterConfig plus the model-ID tokens and the SFT weight. Default that differs: the backbone is
-    packaged:smollm2-135m-instruct."""
+    """RouterConfig plus the model-ID tokens, the SFT weight and the prompt cap; defaults: the paper's
+    Lookahead-CLM recipe (batch 2 x 32 accumulation steps, 2 epochs, SFT loss weight 0.5, special model-ID
+    tokens, evaluation every 50 steps). Backbone: the packaged SmolLM2-135M-Instruct (offline); the paper uses
+    HuggingFaceTB/SmolLM2-135M."""
 
-    backbone_name_or_path: str = field(default="packaged:smollm2-135m-instruct", metadata={
-        "help": "Decoder backbone: a local HF folder, a hub id, or packaged:smollm2-135m-instruct."})
     model_id_type: str = field(default="special", metadata={"help": "Model-ID tokens.",
                                                             "choices": list(MODEL_ID_TYPES)})
-    sft_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the next-token loss on responses."})
+    sft_loss_weight: float = field(default=0.5, metadata={"help": "Weight of the next-token loss on responses."})
+    max_prompt_length: int = field(default=1024, metadata={
+        "help": "Prompt tokens kept at most (its start); each prompt <id_i> response_i <eos> fits --max_length, "
+                "the response taking what the prompt leaves."})
+    num_train_epochs: float = field(default=2.0, metadata={"help": "Training epochs."})
+    per_device_train_batch_size: int = field(default=2, metadata={"help": "Queries per device and step."})
+    gradient_accumulation_steps: int = field(default=32, metadata={"help": "Steps accumulated per update."})
+    eval_steps: float | None = field(default=50, metadata={
+        "help": "Steps between evaluations (a float < 1 is a fraction of the total steps)."})
+    save_steps: float = field(default=50, metadata={
+        "help": "Steps between checkpoints (a float < 1 is a fraction of the total steps)."})
 
     def __post_init__(self):
         if self.model_id_type not in MODEL_ID_TYPES:
@@ -61,7 +71,7 @@ class CausalTrainer(RouterTrainer):
 
     @classmethod
     def model_config_fields(cls, args: CausalConfig) -> dict:
-        return {"model_id_type": args.model_id_type, "max_response_length": args.max_response_length}
+        return {"model_id_type": args.model_id_type, "max_prompt_length": args.max_prompt_length}
 
     @classmethod
     def add_candidate_tokens(cls, model, tokenizer, args: CausalConfig) -> None:
@@ -81,8 +91,8 @@ class CausalTrainer(RouterTrainer):
 
     @classmethod
     def collator_for(cls, config: RouterModelConfig, tokenizer) -> CausalCollator:
-        return CausalCollator(tokenizer, config.num_candidates, config.max_prompt_length,
-                              config.max_response_length, config.candidate_token_ids,
+        return CausalCollator(tokenizer, config.num_candidates, config.max_seq_length, config.max_prompt_length,
+                              config.candidate_token_ids, config.max_positions, "right",
                               row_assignment(config.backbone_config._attn_implementation))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

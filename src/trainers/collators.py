@@ -7,7 +7,8 @@ another. A feature holds
 
     prompt_ids     the prompt as the backbone reads it: the chat template's user turn (with the generation
                    prompt) when the tokenizer has a template, else [CLS] prompt [SEP] for encoders, else
-                   BOS prompt; the prompt text itself is cut to ``max_prompt_length`` tokens (its start kept)
+                   BOS prompt; the prompt text itself is cut to fit ``max_length`` (its start kept; see
+                   ``RoutingCollator``)
     response_ids   k token lists, already cut and closed the way the stage uses them (training features,
                    and always for gt_responses)
     scores         k normalised scores (when the records are scored)
@@ -42,19 +43,25 @@ def prompt_frame(tokenizer) -> tuple[list[int], list[int]]:
 
 
 class RoutingCollator:
-    """Shared tokenisation (prompts cut to ``max_prompt_length`` tokens, responses to ``max_response_length``
-    on ``response_truncation_side``) and packing; subclasses define ``__call__`` and may close responses
-    (``close_response``)."""
+    """Shared tokenisation and packing; subclasses define the layout (``__call__``), how many prompt tokens fit
+    (``prompt_budget``) and, for stages that read responses, how many response tokens follow a prompt
+    (``response_budget``), and may close responses (``close_response``).
 
-    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int,
-                 max_response_length: int | None = None, response_truncation_side: str = "right",
+    Lengths: ``max_length`` bounds the longest sequence the stage builds (the prompt with its frame plus what
+    follows it; for the prefix-shared causal layout, each ``prompt <id_i> response_i <eos>``), and
+    ``max_positions`` (the backbone's position limit, when it has one) bounds the largest position id. Prompts
+    are cut to fit both (and to ``max_prompt_length`` where the stage has one), keeping their start; responses
+    then take what is left, cut on ``response_truncation_side``. ``self.max_prompt_length`` is the resulting
+    number of prompt tokens kept."""
+
+    def __init__(self, tokenizer, num_candidates: int, max_length: int, max_positions: int | None = None,
+                 max_prompt_length: int | None = None, response_truncation_side: str = "right",
                  assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
         if response_truncation_side not in ("right", "left"):
             raise ValueError(f"response_truncation_side must be 'right' or 'left', not {response_truncation_side!r}.")
         self.tokenizer = tokenizer
         self.num_candidates = num_candidates
-        self.max_prompt_length = max_prompt_length
-        self.max_response_length = max_response_length
+        self.max_length = max_length if max_positions is None else min(max_length, max_positions)
         self.response_truncation_side = response_truncation_side
         self.assign_rows = assign_rows
         self.prompt_prefix, self.prompt_suffix = prompt_frame(tokenizer)
@@ -62,9 +69,30 @@ class RoutingCollator:
         if pad is None:
             raise ValueError("The tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token.")
         self.pad_token_id = pad
+        self.requested_prompt_length = max_prompt_length
 
-    def max_prompt_tokens(self) -> int:
-        return len(self.prompt_prefix) + self.max_prompt_length + len(self.prompt_suffix)
+    def setup_lengths(self) -> None:
+        """Compute ``max_prompt_length`` (called at the end of each subclass's ``__init__``)."""
+        budget = self.prompt_budget()
+        if self.requested_prompt_length is not None:
+            budget = min(budget, self.requested_prompt_length)
+        if budget < 1:
+            raise ValueError(f"--max_length {self.max_length} leaves no room for the prompt in this stage's layout "
+                             f"({self.frame_length()} frame tokens plus what follows the prompt); raise --max_length "
+                             f"(or lower --mask_length).")
+        self.max_prompt_length = budget
+
+    def frame_length(self) -> int:
+        """Tokens around the prompt text (template or [CLS]/[SEP])."""
+        return len(self.prompt_prefix) + len(self.prompt_suffix)
+
+    def prompt_budget(self) -> int:
+        """The most prompt-text tokens the layout fits into ``max_length``."""
+        raise NotImplementedError
+
+    def response_budget(self, prompt_tokens: int) -> int:
+        """Response tokens kept after a prompt of ``prompt_tokens`` tokens (frame included)."""
+        return 0
 
     def close_response(self, ids: list[int]) -> list[int]:
         """A tokenised (already cut) response as this stage reads it; subclasses append their closing token."""
@@ -72,7 +100,7 @@ class RoutingCollator:
 
     def max_position(self) -> int:
         """The largest position id a feature can reach (checked against the backbone's limit)."""
-        raise NotImplementedError
+        return self.max_length - 1
 
     def tokenize(self, texts: list[str], max_length: int | None = None, side: str = "right") -> list[list[int]]:
         """Token ids of ``texts`` (no special tokens), cut to ``max_length`` keeping the start (side "right")
@@ -88,6 +116,13 @@ class RoutingCollator:
         finally:
             tokenizer.truncation_side = saved_side
 
+    def cut_response(self, ids: list[int], budget: int) -> list[int]:
+        if len(ids) <= budget:
+            return ids
+        if budget <= 0:
+            return []
+        return ids[:budget] if self.response_truncation_side == "right" else ids[-budget:]
+
     def encode(self, records: list[dict], scores: list[list[float]] | None = None,
                with_responses: bool = False) -> list[dict]:
         """One feature per record; ``scores`` (optional) are the records' normalised scores."""
@@ -99,10 +134,13 @@ class RoutingCollator:
             if bad is not None:
                 raise ValueError(f"record {bad.get('prompt_id')!r} ({bad.get('source')}) has "
                                  f"{len(bad['responses'])} responses; the router has {k} candidates.")
+            longest = self.response_budget(self.frame_length())
             responses = self.tokenize([response or "" for r in records for response in r["responses"]],
-                                      self.max_response_length, self.response_truncation_side)
+                                      longest, self.response_truncation_side)
             for n, feature in enumerate(features):
-                feature["response_ids"] = [self.close_response(ids) for ids in responses[n * k:(n + 1) * k]]
+                budget = self.response_budget(len(feature["prompt_ids"]))
+                feature["response_ids"] = [self.close_response(self.cut_response(ids, budget))
+                                           for ids in responses[n * k:(n + 1) * k]]
         if scores is not None:
             for feature, row in zip(features, scores):
                 feature["scores"] = list(row)
@@ -131,20 +169,31 @@ class MaskConcatCollator(RoutingCollator):
     each slot in the [rows x width] grid).
     """
 
-    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, mask_token_ids: list[int],
-                 mask_length: int, response_truncation_side: str = "right",
+    def __init__(self, tokenizer, num_candidates: int, max_length: int, mask_token_ids: list[int],
+                 mask_length: int, max_positions: int | None = None, response_truncation_side: str = "right",
                  assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
-        super().__init__(tokenizer, num_candidates, max_prompt_length, mask_length, response_truncation_side,
-                         assign_rows)
+        super().__init__(tokenizer, num_candidates, max_length, None, None, response_truncation_side, assign_rows)
         if self.prompt_prefix != [tokenizer.cls_token_id] or self.prompt_suffix != [tokenizer.sep_token_id]:
             raise ValueError("mask_concat needs an encoder tokenizer with [CLS] and [SEP] tokens and no chat "
                              "template (a BERT-family or ModernBERT backbone).")
         self.mask_token_ids = list(mask_token_ids)
         self.mask_length = mask_length
         self.sep_token_id = tokenizer.sep_token_id
+        self.max_positions = max_positions if max_positions is not None else max_length
+        self.setup_lengths()
+
+    def prompt_budget(self) -> int:
+        """The document is [CLS] prompt [SEP] + k blocks of (mask_length slots + [SEP]); every block's positions
+        restart after the prompt, so the largest position is frame + prompt + mask_length."""
+        blocks = self.num_candidates * (self.mask_length + 1)
+        return min(self.max_length - self.frame_length() - blocks,
+                   self.max_positions - 1 - self.frame_length() - self.mask_length)
+
+    def response_budget(self, prompt_tokens: int) -> int:
+        return self.mask_length
 
     def max_position(self) -> int:
-        return self.max_prompt_tokens() + self.mask_length
+        return self.frame_length() + self.max_prompt_length + self.mask_length
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         width = self.mask_length
@@ -177,19 +226,27 @@ class CausalCollator(RoutingCollator):
     EOS (-100 elsewhere). Every block's positions continue from the prompt's. ``model_id_positions [B*k]``
     are the flat indices (row x width + column) of the model-ID tokens, query-major."""
 
-    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, max_response_length: int,
-                 model_id_token_ids: list[int], assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
-        super().__init__(tokenizer, num_candidates, max_prompt_length, max_response_length, assign_rows=assign_rows)
+    def __init__(self, tokenizer, num_candidates: int, max_length: int, max_prompt_length: int,
+                 model_id_token_ids: list[int], max_positions: int | None = None,
+                 response_truncation_side: str = "right",
+                 assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
+        super().__init__(tokenizer, num_candidates, max_length, max_positions, max_prompt_length,
+                         response_truncation_side, assign_rows)
         if tokenizer.eos_token_id is None:
             raise ValueError("The causal stage needs a tokenizer with an EOS token to close each response.")
         self.model_id_token_ids = list(model_id_token_ids)
         self.eos_token_id = tokenizer.eos_token_id
+        self.setup_lengths()
+
+    def prompt_budget(self) -> int:
+        """Each ``prompt <id_i> response_i <eos>`` fits max_length with at least an empty response."""
+        return self.max_length - self.frame_length() - 2
+
+    def response_budget(self, prompt_tokens: int) -> int:
+        return self.max_length - prompt_tokens - 2
 
     def close_response(self, ids: list[int]) -> list[int]:
         return ids + [self.eos_token_id]
-
-    def max_position(self) -> int:
-        return self.max_prompt_tokens() + 1 + self.max_response_length
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         documents, id_offsets = [], []
@@ -214,8 +271,13 @@ class CausalCollator(RoutingCollator):
 class PromptCollator(RoutingCollator):
     """One document per query: the prompt alone (stage sc)."""
 
-    def max_position(self) -> int:
-        return self.max_prompt_tokens() - 1
+    def __init__(self, tokenizer, num_candidates: int, max_length: int, max_positions: int | None = None,
+                 assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
+        super().__init__(tokenizer, num_candidates, max_length, max_positions, assign_rows=assign_rows)
+        self.setup_lengths()
+
+    def prompt_budget(self) -> int:
+        return self.max_length - self.frame_length()
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         documents = [Document(f["prompt_ids"], list(range(len(f["prompt_ids"])))) for f in features]
@@ -224,22 +286,29 @@ class PromptCollator(RoutingCollator):
 
 class ResponseCollator(RoutingCollator):
     """k documents per query (query-major): the prompt followed by candidate i's response, cut to
-    ``max_response_length`` tokens and closed by [SEP] (encoders) or EOS (decoders). Stage gt_responses:
+    what ``max_length`` leaves after the prompt, and closed by [SEP] (encoders) or EOS (decoders). Stage gt_responses:
     responses are read at routing time too, so every feature must carry them."""
 
-    def __init__(self, tokenizer, num_candidates: int, max_prompt_length: int, max_response_length: int,
+    def __init__(self, tokenizer, num_candidates: int, max_length: int, max_prompt_length: int,
+                 max_positions: int | None = None, response_truncation_side: str = "right",
                  assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
-        super().__init__(tokenizer, num_candidates, max_prompt_length, max_response_length, assign_rows=assign_rows)
+        super().__init__(tokenizer, num_candidates, max_length, max_positions, max_prompt_length,
+                         response_truncation_side, assign_rows)
         encoder_style = self.prompt_prefix == [tokenizer.cls_token_id] and tokenizer.sep_token_id is not None
         self.response_end = tokenizer.sep_token_id if encoder_style else tokenizer.eos_token_id
         if self.response_end is None:
             raise ValueError("gt_responses needs a tokenizer with [SEP] (encoders) or EOS (decoders).")
+        self.setup_lengths()
+
+    def prompt_budget(self) -> int:
+        """Each ``prompt response_i <end>`` fits max_length with at least an empty response."""
+        return self.max_length - self.frame_length() - 1
+
+    def response_budget(self, prompt_tokens: int) -> int:
+        return self.max_length - prompt_tokens - 1
 
     def close_response(self, ids: list[int]) -> list[int]:
         return ids + [self.response_end]
-
-    def max_position(self) -> int:
-        return self.max_prompt_tokens() + self.max_response_length
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         if "response_ids" not in features[0]:

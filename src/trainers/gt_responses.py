@@ -3,7 +3,7 @@
 Reads the prompt followed by each candidate's actual response (k sequences per query) and gives one
 score per sequence -> k logits. It needs the responses at routing time too, so it is not a deployable
 router: it bounds what perfectly foreseen responses can give. Same options as ``sc`` (pooling) plus
-``max_response_length``; default routing loss: CE (as RouterConfig).
+``max_prompt_length``.
 """
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from model import ResponseScorer, RouterModelConfig
 from model.packing import row_assignment
 from trainers.collators import ResponseCollator
-from trainers.losses import ROUTING_LOSSES
 from trainers.sc import SCConfig, SCTrainer
 
 
 @dataclass
 class GTResponsesConfig(SCConfig):
-    routing_loss: str = field(default="CE", metadata={"help": "Routing loss.", "choices": list(ROUTING_LOSSES)})
+    """SCConfig plus the prompt cap (each ``prompt response_i <end>`` fits --max_length)."""
+
+    max_prompt_length: int = field(default=1024, metadata={
+        "help": "Prompt tokens kept at most (its start); the response takes what the prompt leaves of --max_length."})
 
 
 class GTResponsesTrainer(SCTrainer):
@@ -29,10 +31,10 @@ class GTResponsesTrainer(SCTrainer):
 
     @classmethod
     def model_config_fields(cls, args: GTResponsesConfig) -> dict:
-        return {**super().model_config_fields(args), "max_response_length": args.max_response_length}
+        return {**super().model_config_fields(args), "max_prompt_length": args.max_prompt_length}
 
     @classmethod
     def collator_for(cls, config: RouterModelConfig, tokenizer) -> ResponseCollator:
-        return ResponseCollator(tokenizer, config.num_candidates, config.max_prompt_length,
-                                config.max_response_length,
+        return ResponseCollator(tokenizer, config.num_candidates, config.max_seq_length, config.max_prompt_length,
+                                config.max_positions, "right",
                                 row_assignment(config.backbone_config._attn_implementation))

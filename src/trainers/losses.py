@@ -10,9 +10,10 @@ scores ``scores [B, k]`` (higher is better) and returns a scalar averaged over t
     MSE        mean squared error between sigmoid(logits) and the scores. The sigmoid maps logits to
                [0, 1], the range of min-max normalised scores, so each candidate is regressed independently
                (a softmax would force the k predictions to sum to 1, which scores do not).
+    KL         the paper's name for ForwardKL.
     ForwardKL  KL(target || softmax(logits)), mass-covering.
     ReverseKL  KL(softmax(logits) || target), mode-seeking.
-               For both KLs, target = softmax(scores / kl_temperature).
+               For the KLs, target = softmax(scores / kl_temperature).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 SCORE_NORMALIZATIONS = ("none", "min-max", "softmax", "standardization")
-ROUTING_LOSSES = ("CE", "BCE", "MSE", "ForwardKL", "ReverseKL")
+LOSS_TYPES = ("CE", "BCE", "MSE", "KL", "ForwardKL", "ReverseKL")
 
 
 def normalize_scores(scores: torch.Tensor, method: str) -> torch.Tensor:
@@ -74,9 +75,9 @@ def reverse_kl_loss(logits: torch.Tensor, scores: torch.Tensor, temperature: flo
     return (log_p.exp() * (log_p - log_target)).sum(dim=-1).mean()
 
 
-def routing_loss(name: str, logits: torch.Tensor, scores: torch.Tensor, *, bce_threshold: float = 1.0,
-                 kl_temperature: float = 1.0) -> torch.Tensor:
-    """Dispatch to the routing loss called ``name`` (one of ``ROUTING_LOSSES``); computed in float32."""
+def routing_loss(name: str, logits: torch.Tensor, scores: torch.Tensor, *, bce_threshold: float = 0.8,
+                 kl_temperature: float = 0.1) -> torch.Tensor:
+    """Dispatch to the routing loss called ``name`` (``--loss_type``, one of ``LOSS_TYPES``); computed in float32."""
     logits, scores = logits.float(), scores.float()
     if name == "CE":
         return ce_loss(logits, scores)
@@ -84,8 +85,8 @@ def routing_loss(name: str, logits: torch.Tensor, scores: torch.Tensor, *, bce_t
         return bce_loss(logits, scores, bce_threshold)
     if name == "MSE":
         return mse_loss(logits, scores)
-    if name == "ForwardKL":
+    if name in ("KL", "ForwardKL"):
         return forward_kl_loss(logits, scores, kl_temperature)
     if name == "ReverseKL":
         return reverse_kl_loss(logits, scores, kl_temperature)
-    raise ValueError(f"Unknown routing loss {name!r}; choose one of {ROUTING_LOSSES}.")
+    raise ValueError(f"Unknown loss_type {name!r}; choose one of {LOSS_TYPES}.")

@@ -25,15 +25,23 @@ MASK_TYPES = ("right", "random", "left")
 
 @dataclass
 class MaskConcatConfig(RouterConfig):
-    """RouterConfig plus the masking options. Same defaults as RouterConfig (backbone: MiniLM)."""
+    """RouterConfig plus the masking options; defaults: the paper's Lookahead-MLM recipe (batch 32 x 2
+    accumulation steps, 4 epochs, mask_length 64 masked from the right, MLM loss weight 0.2, the mask rate rising
+    from 0.3 to 1 over the first 20% of the steps). Backbone: the packaged all-MiniLM-L6-v2 (offline); the paper
+    uses answerdotai/ModernBERT-base."""
 
-    mask_length: int = field(default=16, metadata={"help": "Slots per candidate block."})
+    backbone_name_or_path: str = field(default="packaged:all-minilm-l6-v2", metadata={
+        "help": "Encoder backbone (BERT family or ModernBERT): a local HF folder, a hub id, or "
+                "packaged:all-minilm-l6-v2. The paper: answerdotai/ModernBERT-base."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Queries per device and step."})
+    gradient_accumulation_steps: int = field(default=2, metadata={"help": "Steps accumulated per update."})
+    mask_length: int = field(default=64, metadata={"help": "Slots per candidate block."})
     mask_type: str = field(default="right", metadata={"help": "Which slots are masked first.",
                                                       "choices": list(MASK_TYPES)})
-    starting_mask_rate: float = field(default=0.0, metadata={"help": "Share of masked slots at step 0."})
-    mask_warmup_ratio: float = field(default=0.5, metadata={
+    starting_mask_rate: float = field(default=0.3, metadata={"help": "Share of masked slots at step 0."})
+    mask_warmup_ratio: float = field(default=0.2, metadata={
         "help": "Fraction of the training steps over which the mask rate rises to 1 (0: always 1)."})
-    mlm_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the MLM loss on the masked slots."})
+    mlm_loss_weight: float = field(default=0.2, metadata={"help": "Weight of the MLM loss on the masked slots."})
     response_truncation_side: str = field(default="right", metadata={
         "help": "Which end of a response is cut to fit mask_length: right keeps its start.",
         "choices": ["right", "left"]})
@@ -43,6 +51,10 @@ class MaskConcatConfig(RouterConfig):
             raise ValueError(f"--mask_type {self.mask_type!r}: choose one of {MASK_TYPES}.")
         if not 0.0 <= self.starting_mask_rate <= 1.0:
             raise ValueError(f"--starting_mask_rate must lie in [0, 1], got {self.starting_mask_rate}.")
+        if not 0.0 <= self.mask_warmup_ratio <= 1.0:
+            raise ValueError(f"--mask_warmup_ratio must lie in [0, 1], got {self.mask_warmup_ratio}.")
+        if self.mask_length < 1:
+            raise ValueError(f"--mask_length must be at least 1, got {self.mask_length}.")
         super().__post_init__()
 
 
@@ -105,8 +117,8 @@ class MaskConcatTrainer(RouterTrainer):
 
     @classmethod
     def collator_for(cls, config: RouterModelConfig, tokenizer) -> MaskConcatCollator:
-        return MaskConcatCollator(tokenizer, config.num_candidates, config.max_prompt_length,
-                                  config.candidate_token_ids, config.mask_length, config.response_truncation_side,
+        return MaskConcatCollator(tokenizer, config.num_candidates, config.max_seq_length, config.candidate_token_ids,
+                                  config.mask_length, config.max_positions, config.response_truncation_side,
                                   row_assignment(config.backbone_config._attn_implementation))
 
     def mask_responses(self, inputs: dict) -> dict:

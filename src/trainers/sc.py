@@ -1,8 +1,7 @@
 """Stage ``sc``: a multi-label classifier on the prompt alone (``model.classifier.PromptClassifier``).
 
 The baseline the Lookahead routers are compared with: one sequence per query, k outputs. Responses are
-never read. Defaults that differ from RouterConfig: routing_loss="BCE" (one independent label per
-candidate: is it (near) best?); pooling is "cls" for encoders and "last" for decoders unless set.
+never read. Pooling is "cls" for encoders and "last" for decoders unless set.
 """
 from __future__ import annotations
 
@@ -16,12 +15,13 @@ from model.classifier import POOLINGS
 from model.packing import row_assignment
 from trainers.base import RouterConfig, RouterTrainer, is_encoder
 from trainers.collators import PromptCollator
-from trainers.losses import ROUTING_LOSSES
 
 
 @dataclass
 class SCConfig(RouterConfig):
-    routing_loss: str = field(default="BCE", metadata={"help": "Routing loss.", "choices": list(ROUTING_LOSSES)})
+    """RouterConfig plus the pooling; defaults: the paper's MLC recipe (batch 8 x 8 accumulation steps, 4 epochs,
+    BCE). Backbone: the packaged SmolLM2-135M-Instruct (offline); the paper uses HuggingFaceTB/SmolLM2-135M."""
+
     pooling: str | None = field(default=None, metadata={
         "help": "cls, mean or last; default cls for encoders, last (non-pad token) for decoders.",
         "choices": list(POOLINGS)})
@@ -42,5 +42,5 @@ class SCTrainer(RouterTrainer):
 
     @classmethod
     def collator_for(cls, config: RouterModelConfig, tokenizer) -> PromptCollator:
-        return PromptCollator(tokenizer, config.num_candidates, config.max_prompt_length,
+        return PromptCollator(tokenizer, config.num_candidates, config.max_seq_length, config.max_positions,
                               assign_rows=row_assignment(config.backbone_config._attn_implementation))
