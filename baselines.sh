@@ -14,15 +14,20 @@ OUTPUT_ROOT="${OUTPUT_ROOT:-output/baselines}"
 TEST_DATASETS="${TEST_DATASETS:-AlpacaEval,ArenaHard,MT-Bench,GSM8k,MATH,HumanEval,MBPP}"
 RANDOM_SEEDS=(0 1 2)
 # --------------------------------------------------------------------------------------------------
+mkdir -p "$OUTPUT_ROOT"
 
 CANDIDATE_LIST=$(IFS=,; echo "[${CANDIDATES[*]}]")
 RUN_DIRS=()
+TOTAL_RUNS=$((1 + ${#CANDIDATES[@]} + ${#RANDOM_SEEDS[@]}))
+STARTED=$SECONDS
 
-evaluate() {  # evaluate RUN_DIR ROUTER_ARGS...
-    local run_dir="$1"; shift
-    echo "== ${run_dir}" >&2
+evaluate() {  # evaluate RUN_DIR ROUTER_ARGS...: one run, with progress (runs done, time elapsed and left)
+    local run_dir="$1" done_runs="${#RUN_DIRS[@]}" elapsed=$((SECONDS - STARTED)) left="?"; shift
+    [ "$done_runs" -gt 0 ] && left="$((elapsed * (TOTAL_RUNS - done_runs) / done_runs))s"
+    echo "[baselines $((done_runs + 1))/${TOTAL_RUNS}] ${run_dir##*/} (${elapsed}s elapsed, ~${left} left)" >&2
     python src/eval_baseline.py --data_dir "$DATA_DIR" --candidate_llms "$CANDIDATE_LIST" \
-        --test_datasets "$TEST_DATASETS" --output_dir "$run_dir" "$@" >/dev/null
+        --test_datasets "$TEST_DATASETS" --output_dir "$run_dir" "$@" >/dev/null 2>"$run_dir.log" \
+        || { cat "$run_dir.log" >&2; exit 1; }
     RUN_DIRS+=("$run_dir")
 }
 

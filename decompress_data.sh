@@ -60,11 +60,28 @@ decompress_one() {
 export -f decompress_one
 export SRC DST
 
-if ! find -H "$SRC" -type f -name '*.gz' -print0 \
-    | xargs -0 -n 1 -P "$JOBS" bash -c 'decompress_one "$1"' _ \
-    | awk '/^wrote / { print; wrote++ } /^skip / { skipped++ }
-           END { printf "%d file(s) written, %d already up to date\n", wrote, skipped }'; then
+# Progress on stderr at most every 10 s (files done, time elapsed and left); the summary on stdout.
+# VERBOSE=1 also lists every file written.
+total=$(find -H "$SRC" -type f -name '*.gz' | wc -l)
+started=$SECONDS
+last=$SECONDS
+done_files=0 wrote=0 skipped=0
+while IFS= read -r line; do
+  case "$line" in
+    "wrote "*) wrote=$((wrote + 1)); [ "${VERBOSE:-0}" = 1 ] && echo "$line" ;;
+    "skip "*) skipped=$((skipped + 1)) ;;
+    *) continue ;;
+  esac
+  done_files=$((done_files + 1))
+  if [ $((SECONDS - last)) -ge 10 ] && [ "$done_files" -lt "$total" ]; then
+    last=$SECONDS
+    elapsed=$((SECONDS - started))
+    echo "decompressing: ${done_files}/${total} files, ${elapsed}s elapsed, ~$((elapsed * (total - done_files) / done_files))s left" >&2
+  fi
+done < <(find -H "$SRC" -type f -name '*.gz' -print0 | xargs -0 -n 1 -P "$JOBS" bash -c 'decompress_one "$1"' _ \
+         || echo "failed")
+if [ "$done_files" -ne "$total" ]; then
   echo "decompress_data.sh: some files failed to decompress (see above); rerun to retry them." >&2
   exit 1
 fi
-echo "Decompressed '$SRC' into '$DST'."
+echo "Decompressed '$SRC' into '$DST': ${wrote} file(s) written, ${skipped} already up to date ($((SECONDS - started))s)."

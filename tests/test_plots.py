@@ -53,3 +53,15 @@ def test_plot_run_draws_a_run_and_its_folds(tmp_path):
     assert plot_run(cross_fit) == cross_fit / PLOT_NAME
     assert png_size(cross_fit / PLOT_NAME) == (1100, 750)
     assert sorted(path.name for path in cross_fit.iterdir()) == ["fold_0", "fold_1", PLOT_NAME]  # no temporary left
+
+
+def test_each_panel_compares_like_with_like():
+    """The validation curve beside a training curve is the same quantity: eval_routing_loss beside routing_loss,
+    never the total training loss (routing + MLM) beside the validation routing loss."""
+    from utils.plots import PANELS
+    panels = {title: (train, evaluation) for title, train, evaluation in PANELS}
+    assert panels["routing loss"] == (("routing_loss",), ("eval_routing_loss",))
+    assert panels["training loss (routing + auxiliary)"] == (("loss",), ())
+    assert panels["reward"] == (("reward",), ("eval_reward",))
+    for train, evaluation in panels.values():
+        assert all(key == f"eval_{train_key}" for key, train_key in zip(evaluation, train))

@@ -82,7 +82,7 @@ class ProgressLog(TrainerCallback):
             self._pass = [now, 0, total, self.label or "validation"]
         self._pass[1] += 1
         started, done, total, label = self._pass
-        if self._due(now) and total:
+        if total and done < total and self._due(now):
             elapsed = now - started
             logger.info("progress: %s batch %d/%d (%.0f%%), %s elapsed, ~%s left", label, done, total,
                         100 * done / total, duration(elapsed), duration(elapsed / done * (total - done)))

@@ -1,14 +1,13 @@
 """Training curves of a router run as one PNG: ``<run_dir>/training_curves.png``.
 
-Four panels against the optimizer step, each with the training value (line) and, when logged, the
-validation value (dashed, dots):
+Four panels against the optimizer step; each compares like with like, the training value (line) and, when
+the same quantity is validated, the validation value (dashed, dots):
 
-    loss            the total loss (routing + weighted auxiliary loss) / eval_loss
-    routing loss    routing_loss / eval_routing_loss
+    routing loss    routing_loss / eval_routing_loss (the --loss_type on the router's k logits)
+    training loss   the total training loss: routing + weighted auxiliary loss (validation reads the
+                    routing-time layout, with nothing to predict, so it has no total to compare with)
     auxiliary loss  sft_loss (causal) or mlm_loss (mask_concat), with mask_rate on a right-hand axis
     reward          the batch's reward / eval_reward (mean scaled score of the chosen candidate)
-
-Validation batches carry no auxiliary loss, so eval_loss is the routing loss alone.
 
 The values come from the Trainer's ``log_history``: ``<run_dir>/trainer_state.json`` (written at the end
 of training), else the latest ``checkpoint-*/trainer_state.json`` (a run still in progress). A run with
@@ -35,8 +34,8 @@ from utils.io import read_json  # noqa: E402
 PLOT_NAME = "training_curves.png"
 # (panel title, training key(s), validation key(s))
 PANELS = (
-    ("loss", ("loss",), ("eval_loss",)),
     ("routing loss", ("routing_loss",), ("eval_routing_loss",)),
+    ("training loss (routing + auxiliary)", ("loss",), ()),
     ("auxiliary loss", ("sft_loss", "mlm_loss"), ()),
     ("reward", ("reward",), ("eval_reward",)),
 )

@@ -1,0 +1,179 @@
+"""The shell scripts take the paper's variables, exactly as its README names them.
+
+Each experiment script's launch line (``DRY_RUN=1``) is parsed by ``train.py``'s own argument parser with the
+paper's variables set in the environment; one script runs end to end on a tiny slice; the data scripts are run
+with a stub ``python`` that records its arguments.
+"""
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+import train
+from model.backbones import resolve_backbone
+from synthetic import CANDIDATES, TINY, write_synthetic_data
+from utils.cli import as_list
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = {"lookahead_clm.sh": "causal", "lookahead_mlm.sh": "mask_concat", "mlc_router.sh": "sc",
+           "router_with_gt_responses.sh": "gt_responses"}
+PAPER = {  # the paper's variables, set to values no default has
+    "MODEL_PATH": "/models/my-backbone", "DATA_DIR": "/datasets/lookahead",
+    "TRAIN_SETS": "UltraFeedback/Skywork-Reward-Gemma-2-27B-v0.2 SelfOSSInstructSC2_filtered2/responses",
+    "TEST_SETS": "GSM8k MATH", "CANDIDATE_LLMS": "m1 m2 m3", "LOSS_TYPE": "KL", "BATCH_SIZE": "3",
+    "ACCUMULATION_STEPS": "5", "LEARNING_RATE": "2e-05", "EPOCHS": "3",
+}
+MLM = {"MASK_TYPE": "random", "MASK_LENGTH": "24", "MASK_WARMUP_RATIO": "0.4"}
+
+
+def run_script(script: str, env: dict, *args: str, path_prefix: str | None = None) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if key not in PAPER and key not in MLM}
+    environment.update(env)
+    if path_prefix:
+        environment["PATH"] = f"{path_prefix}:{environment['PATH']}"
+    return subprocess.run(["bash", str(REPO / script), *args], env=environment, capture_output=True, text=True,
+                          timeout=600)
+
+
+def launch_line(script: str, env: dict, *args: str) -> list[str]:
+    result = run_script(script, {"DRY_RUN": "1", **env}, *args)
+    assert result.returncode == 0, result.stderr
+    return shlex.split(result.stdout)
+
+
+def commented_additional_args(script: str, start: str = "") -> str:
+    """ADDITIONAL_ARGS after uncommenting every ``# ADDITIONAL_ARGS=...`` line of ``script``."""
+    lines = [line[2:] for line in (REPO / script).read_text().splitlines() if line.startswith("# ADDITIONAL_ARGS=")]
+    program = f'ADDITIONAL_ARGS={shlex.quote(start)}\n' + "\n".join(lines) + '\nprintf %s "$ADDITIONAL_ARGS"'
+    return subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_passes_the_papers_variables_to_train_py(script):
+    env = {**PAPER, **(MLM if script == "lookahead_mlm.sh" else {})}
+    line = launch_line(script, env)
+    assert line[:2] == ["python", "src/train.py"] and line[2] == SCRIPTS[script]
+    stage, args = train.parse_args(line[2:])
+    assert stage == SCRIPTS[script]
+    assert args.backbone_name_or_path == "/models/my-backbone" and args.data_dir == "/datasets/lookahead"
+    assert args.train_datasets == PAPER["TRAIN_SETS"].split()
+    assert args.test_datasets == ["GSM8k", "MATH"] and args.candidate_llms == ["m1", "m2", "m3"]
+    assert args.loss_type == "KL"
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (3, 5)
+    assert (args.learning_rate, args.num_train_epochs) == (2e-5, 3.0)
+    if script == "lookahead_mlm.sh":
+        assert (args.mask_type, args.mask_length, args.mask_warmup_ratio) == ("random", 24, 0.4)
+    # the run folder: output/<train sets>/<config>/<model>/<method>/<hyperparameters>
+    output_dir = Path(args.output_dir)
+    assert output_dir.parts[:5] == ("output", "UltraFeedback+SelfOSSInstructSC2_filtered2", "cf2_GSM8k+MATH",
+                                    "my-backbone", SCRIPTS[script])
+    assert output_dir.name.startswith("lr2e-05_ep3_bs15")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_additional_args_lines_and_environment(script):
+    additional = commented_additional_args(script, start="--seed 5")
+    for flag in ("--deepspeed config/deepspeed/ds_z3_config.json", "--use_liger", "--gradient_checkpointing",
+                 "--resume_from_checkpoint last-checkpoint", "--attn_implementation"):
+        assert flag in additional, (script, flag)
+    assert additional.startswith("--seed 5 ")  # the environment's ADDITIONAL_ARGS comes first, the lines append
+    line = launch_line(script, {"ADDITIONAL_ARGS": additional})
+    # DeepSpeed needs a distributed launcher even on one device
+    assert line[:4] == ["torchrun", "--standalone", "--nproc_per_node", "1"]
+    argv = line[line.index("src/train.py") + 1:]
+    assert argv[argv.index("--deepspeed") + 1] == "config/deepspeed/ds_z3_config.json"
+    # without the packages they need, train.py names them; the rest parses
+    keep = argv[:argv.index("--seed", argv.index("--disable_tqdm"))]
+    extra = ["--seed", "5", "--gradient_checkpointing", "--resume_from_checkpoint", "last-checkpoint"]
+    _, args = train.parse_args(keep + extra + argv[argv.index("--output_dir"):])
+    assert args.seed == 5 and args.gradient_checkpointing and args.resume_from_checkpoint == "last-checkpoint"
+    if "--use_liger" in argv:
+        try:
+            import liger_kernel  # noqa: F401
+        except ModuleNotFoundError:
+            with pytest.raises(SystemExit, match="--use_liger needs the `liger-kernel` package"):
+                train.parse_args(keep + ["--use_liger"] + argv[argv.index("--output_dir"):])
+
+
+def test_several_machines_launch_torchrun_across_nodes():
+    env = {"NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.1.2.3", "MASTER_PORT": "29600", "NUM_GPUS": "4"}
+    line = launch_line("lookahead_mlm.sh", env)
+    assert line[:line.index("src/train.py")] == ["torchrun", "--nnodes", "2", "--node_rank", "1", "--master_addr",
+                                                 "10.1.2.3", "--master_port", "29600", "--nproc_per_node", "4"]
+    _, args = train.parse_args(line[line.index("src/train.py") + 1:])
+    assert "bs128" in Path(args.output_dir).name  # global batch: 16 per device x 4 GPUs x 2 machines
+
+
+def test_user_flags_win_over_the_scripts(tmp_path):
+    line = launch_line("mlc_router.sh", {"ADDITIONAL_ARGS": "--learning_rate 3e-4"}, "--num_train_epochs", "7")
+    _, args = train.parse_args(line[2:])
+    assert args.learning_rate == 3e-4 and args.num_train_epochs == 7
+
+
+def test_script_runs_end_to_end_and_fills_the_run_folder(tmp_path):
+    data_dir = write_synthetic_data(tmp_path / "data")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), max_position_embeddings=64, **TINY)).save_pretrained(
+        tmp_path / "bert")
+    tokenizer.save_pretrained(tmp_path / "bert")
+    output = tmp_path / "run"
+    env = {"MODEL_PATH": str(tmp_path / "bert"), "DATA_DIR": str(data_dir), "TRAIN_SETS": "Synth/responses",
+           "TEST_SETS": "GSM8k", "CANDIDATE_LLMS": " ".join(CANDIDATES), "LOSS_TYPE": "BCE", "BATCH_SIZE": "4",
+           "ACCUMULATION_STEPS": "1", "LEARNING_RATE": "1e-4", "EPOCHS": "1", "MAX_STEPS": "2", "EVAL_STEPS": "1",
+           "MAX_LENGTH": "16", "CROSS_FIT_FOLDS": "0", "OUTPUT_DIR": str(output)}
+    result = run_script("mlc_router.sh", env, path_prefix=str(Path(sys.executable).parent))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (output / "train.sh").read_text() == (REPO / "mlc_router.sh").read_text()
+    assert "progress: training step 2/2" in (output / "train.log").read_text()
+    assert {path.name for path in output.glob("checkpoint-*")} <= {"checkpoint-1", "checkpoint-2"}
+    assert any(output.glob("checkpoint-*"))
+    results = json.loads((output / "eval_results.json").read_text())
+    best = json.loads((output / "train_metrics.json").read_text())
+    assert results["eval_reward"] == pytest.approx(best["best_metric"])  # the kept checkpoint's validation
+    assert (output / "metrics.json").exists() and (output / "results.md").exists()
+
+
+def write_stub_python(folder: Path) -> Path:
+    """A ``python`` that writes its arguments (one per line) to ``$STUB_ARGS``."""
+    folder.mkdir()
+    stub = folder / "python"
+    stub.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$STUB_ARGS"\n')
+    stub.chmod(0o755)
+    return folder
+
+
+def test_generate_responses_script_takes_the_papers_variables(tmp_path):
+    stub = write_stub_python(tmp_path / "bin")
+    env = {"MODEL_PATH": "/models/llm-a", "DATA_PATH": "/sets/s/instructions.jsonl",
+           "OUTPUT_PATH": "/sets/s/responses/llm-a.jsonl", "STUB_ARGS": str(tmp_path / "args")}
+    assert run_script("generate_responses.sh", env, path_prefix=str(stub)).returncode == 0
+    argv = (tmp_path / "args").read_text().splitlines()
+    assert argv[0] == "src/generate_responses.py"
+    assert {argv[argv.index(flag) + 1] for flag in ("--model_path", "--data_path", "--output_path")} == {
+        "/models/llm-a", "/sets/s/instructions.jsonl", "/sets/s/responses/llm-a.jsonl"}
+
+
+def test_compute_reward_script_takes_the_papers_variables(tmp_path):
+    stub = write_stub_python(tmp_path / "bin")
+    env = {"MODEL_NAME_OR_PATH": "/models/rm", "DATA_DIR": "/sets/s", "LLMS": "a,b", "SCORER": "reward_model",
+           "STUB_ARGS": str(tmp_path / "args")}
+    assert run_script("compute_reward.sh", env, path_prefix=str(stub)).returncode == 0
+    argv = (tmp_path / "args").read_text().splitlines()
+    assert argv[0] == "src/compute_rewards.py"
+    assert [argv[argv.index(flag) + 1] for flag in ("--model_path", "--data_dir", "--llms", "--scorer")] == [
+        "/models/rm", "/sets/s", "a,b", "reward_model"]
+    missing = run_script("compute_reward.sh", {**env, "MODEL_NAME_OR_PATH": ""}, path_prefix=str(stub))
+    assert missing.returncode == 2 and "MODEL_NAME_OR_PATH" in missing.stderr
+
+
+def test_the_papers_list_syntax():
+    assert as_list("['model1', 'model2']") == ["model1", "model2"]
+    assert as_list(["['dataset1']"]) == ["dataset1"]
+    assert as_list(["a,b", "c"]) == ["a", "b", "c"]  # HfArgumentParser's space-separated items, commas inside
