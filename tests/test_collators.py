@@ -188,3 +188,36 @@ def test_mask_responses_replaces_the_right_slots_and_labels_them(bert):
     assert masked["mlm_labels"].tolist() == [[-100] * 5 + [c, d, -100, -100, -100, PAD, PAD, -100]]
     assert "slot_positions" not in masked and masked["scores"].tolist() == [[1.0, 0.0]]
     assert batch["input_ids"][0, 5].item() == c  # the collated batch itself is left untouched
+
+
+def test_max_length_bounds_every_layout_and_prompts_are_cut_to_fit(bert, smol):
+    m1, m2 = bert.convert_tokens_to_ids(["[MASK_1]", "[MASK_2]"])
+    words = " ".join(["a"] * 50)
+    # mask_concat: [CLS] prompt [SEP] + 2 blocks of (3 slots + [SEP]) = 2 + P + 8 <= 20 -> 10 prompt tokens
+    collator = MaskConcatCollator(bert, 2, 20, [m1, m2], 3)
+    assert collator.max_prompt_length == 10
+    batch = collator(collator.encode([record(words, ["b", "c"])], with_responses=True))
+    assert batch["input_ids"].shape[1] == 20
+    # ... and the backbone's position limit: positions reach frame + P + mask_length <= 15 -> P = 10 as well,
+    # while 14 positions leave only 8
+    assert MaskConcatCollator(bert, 2, 1000, [m1, m2], 3, max_positions=16).max_prompt_length == 10
+    assert MaskConcatCollator(bert, 2, 1000, [m1, m2], 3, max_positions=14).max_prompt_length == 8
+    # sc: [CLS] prompt [SEP] <= 6
+    assert PromptCollator(bert, 2, 6).max_prompt_length == 4
+    with pytest.raises(ValueError, match="--max_length 9 leaves no room for the prompt"):
+        MaskConcatCollator(bert, 2, 9, [m1, m2], 3)  # 2 + 2 x 4 = 10 > 9
+
+
+def test_causal_responses_take_what_each_prompt_leaves(smol):
+    m1, m2 = smol.convert_tokens_to_ids(["<|model_1|>", "<|model_2|>"])
+    frame = sum(map(len, prompt_frame(smol)))
+    response = " ".join(["yes"] * 40)
+    collator = CausalCollator(smol, 2, max_length=frame + 12, max_prompt_length=6, model_id_token_ids=[m1, m2])
+    short, long = collator.encode([record("hello", [response, response]),
+                                   record(" ".join(["hello"] * 20), [response, response])], with_responses=True)
+    # each prompt <id> response <eos> is exactly max_length long when the response is long enough
+    for feature in (short, long):
+        for ids in feature["response_ids"]:
+            assert len(feature["prompt_ids"]) + 1 + len(ids) == frame + 12
+    assert len(long["prompt_ids"]) == frame + 6  # the prompt cut to --max_prompt_length first
+    assert len(short["response_ids"][0]) > len(long["response_ids"][0])

@@ -129,6 +129,58 @@ def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(backbones, dat
                       if '{"loss"' in line][2:]  # steps 3 and 4 repeat exactly
 
 
+# What Trainer._save_checkpoint writes, in order (trainer_state.json last); a kill can land after any of them.
+CHECKPOINT_WRITES = ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"]
+
+
+@pytest.fixture(scope="module")
+def whole_run(backbones, data_dir, tmp_path_factory):
+    """An uninterrupted 4-step mask_concat run with checkpoints at steps 2 and 4."""
+    out = tmp_path_factory.mktemp("whole")
+    run("mask_concat", backbones["bert"], data_dir, out, "--max_steps", "4", "--save_steps", "2", "--eval_steps", "2",
+        "--mask_length", "3", "--save_total_limit", "3")
+    return out
+
+
+@pytest.mark.parametrize("kill_after", range(len(CHECKPOINT_WRITES)))
+def test_resume_skips_a_checkpoint_killed_while_being_written(backbones, data_dir, tmp_path, whole_run, kill_after):
+    """A run killed while writing checkpoint-4: the files written before the kill are whole, the one being written
+    is torn (half its bytes). The resume takes checkpoint-2, says so, and ends as the uninterrupted run."""
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(whole_run / "checkpoint-2", interrupted / "checkpoint-2")
+    partial = interrupted / "checkpoint-4"
+    partial.mkdir()
+    for name in ("config.json", "router_config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(whole_run / "checkpoint-4" / name, partial / name)
+    for name in CHECKPOINT_WRITES[:kill_after]:
+        shutil.copy(whole_run / "checkpoint-4" / name, partial / name)
+    torn = (whole_run / "checkpoint-4" / CHECKPOINT_WRITES[kill_after]).read_bytes()
+    (partial / CHECKPOINT_WRITES[kill_after]).write_bytes(torn[:len(torn) // 2])
+    assert not train.is_complete_checkpoint(partial) and train.is_complete_checkpoint(interrupted / "checkpoint-2")
+
+    run("mask_concat", backbones["bert"], data_dir, interrupted, "--max_steps", "4", "--save_steps", "2",
+        "--eval_steps", "2", "--mask_length", "3", "--save_total_limit", "3",
+        "--resume_from_checkpoint", "last-checkpoint")
+    log = (interrupted / "train.log").read_text()
+    assert f"{partial} is incomplete" in log and f"resuming from {interrupted / 'checkpoint-2'}" in log
+    assert predictions(interrupted) == predictions(whole_run)
+    resumed_steps = [int(line.split("step ")[1].split(":")[0]) for line in log.splitlines() if '{"loss"' in line]
+    assert resumed_steps == [3, 4]  # a restart would train (and log) steps 1 and 2 again
+    state = json.loads((interrupted / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and train.is_complete_checkpoint(interrupted / "checkpoint-4")
+
+
+def test_a_checkpoint_missing_its_optimizer_is_incomplete(whole_run, tmp_path):
+    """A kill while the Trainer deletes an old checkpoint (rotation) can leave its trainer_state.json behind."""
+    folder = tmp_path / "checkpoint-2"
+    shutil.copytree(whole_run / "checkpoint-2", folder)
+    assert train.is_complete_checkpoint(folder)
+    (folder / "optimizer.pt").unlink()
+    assert not train.is_complete_checkpoint(folder)
+    assert train.is_complete_checkpoint(folder, save_only_model=True)
+    assert train.last_complete_checkpoint(str(tmp_path)) is None
+
+
 @pytest.mark.parametrize("flags, package", [
     (["--deepspeed", "ds_config.json"], "deepspeed"),
     (["--use_liger_kernel", "True"], "liger-kernel"),
