@@ -46,7 +46,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 import metrics
 from data import load_benchmark, load_train_set, resolve_train_set
-from data.cross_fit import cross_fit_pools
+from data.cross_fit import cross_fit_pools, hold_out_by_source
 from model import load_router_model
 from model.backbones import cache_dir
 from trainers import STAGES, RouterConfig, RouterTrainer
@@ -94,7 +94,7 @@ def setup_logging(args: RouterConfig) -> None:
         transformers.utils.logging.add_handler(handlers[1])
 
 
-def subsample(records: list[dict], limit: int | None, seed: int) -> list[dict]:
+def subsample(records: list[dict], limit: int | None, seed: int | str) -> list[dict]:
     """At most ``limit`` records, a seeded random subset kept in input order."""
     if limit is None or limit >= len(records):
         return records
@@ -198,12 +198,13 @@ def save_eval_results(trainer: RouterTrainer) -> None:
 
 
 def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_records: list[dict],
-               eval_records: list[dict]) -> RouterTrainer:
-    """Train (or, with --do_train False, load) the router of ``args.output_dir``."""
+               eval_records: list[dict], sample_seed: int | str | None = None) -> RouterTrainer:
+    """Train (or, with --do_train False, load) the router of ``args.output_dir``; --max_train_samples draws its
+    subset with ``sample_seed`` (default --seed)."""
     if not args.do_train:
         model, tokenizer = load_router_model(args.output_dir)
         return trainer_class(args, eval_dataset=eval_records, model=model, processing_class=tokenizer)
-    train_records = subsample(train_records, args.max_train_samples, args.seed)
+    train_records = subsample(train_records, args.max_train_samples, args.seed if sample_seed is None else sample_seed)
     logger.info("training on %d queries, validating on %d, in %s", len(train_records), len(eval_records),
                 args.output_dir)
     trainer = trainer_class(args, train_dataset=train_records, eval_dataset=eval_records,
@@ -268,16 +269,20 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
         fold_args = copy.deepcopy(args)
         fold_args.output_dir = str(Path(args.output_dir) / f"fold_{fold}")
         pool, in_fold = cross_fit_pools(train_records, benchmarks, fold, folds)
+        fold_eval = eval_records
+        if args.cross_fit_eval_fraction:
+            kept, held = hold_out_by_source(pool[len(train_records):], args.cross_fit_eval_fraction, args.seed)
+            pool, fold_eval = pool[:len(train_records)] + kept, eval_records + held
         files = {name: Path(fold_args.output_dir) / "test_predictions" / f"{name}.json" for name in benchmarks}
         if args.resume_from_checkpoint == LAST_CHECKPOINT and all(path.exists() for path in files.values()):
             logger.info("fold %d: predictions already written, kept", fold)
             fold_rows = {name: read_json(path) for name, path in files.items()}
         else:
-            logger.info("fold %d/%d: %d training queries (%d from the benchmarks)", fold + 1, folds,
-                        len(pool), len(pool) - len(train_records))
+            logger.info("fold %d/%d: %d training queries (%d from the benchmarks), %d validation queries", fold + 1,
+                        folds, len(pool), len(pool) - len(train_records), len(fold_eval))
             if fold > 0:  # a second Trainer in one process: let it build its own Accelerator (DeepSpeed refuses otherwise)
                 AcceleratorState._reset_state(reset_partial_state=False)
-            trainer = fit_router(trainer_class, fold_args, pool, eval_records)
+            trainer = fit_router(trainer_class, fold_args, pool, fold_eval, sample_seed=f"{args.seed}:fold{fold}")
             if not args.do_predict:
                 continue
             fold_rows = {name: prediction_rows(records, trainer.route(records, f"fold {fold} routing {name}"))

@@ -8,7 +8,7 @@ import pytest
 
 import utils.embeddings as embeddings
 from routers import (FixedRouter, HardClusterRouter, KNNRouter, OracleRouter, RandomRouter, RewardRouter,
-                     SoftClusterRouter, build_router, choose, normalize_scores_by_source)
+                     SoftClusterRouter, TaskRouter, build_router, choose, normalize_scores_by_source)
 from utils.io import DataError
 
 
@@ -268,3 +268,19 @@ def test_reward_router_scores_each_response_with_the_model(tiny_models, which, a
     assert choose(router_scores).tolist() == expected.argmax(axis=1).tolist()
     with pytest.raises(ValueError, match="pass responses"):
         router.route(PROMPTS)
+
+
+def test_task_router_routes_to_the_best_candidate_of_the_predicted_source():
+    # two sources: "code" prompts along x (candidate 0 best on average), "chat" along y (candidate 2 best)
+    train = [record("c1", "c1", [1.0, 0.5, 0.0], source="code"), record("c2", "c2", [0.6, 1.0, 0.0], "code"),
+             record("h1", "h1", [0.0, 0.0, 1.0], source="chat"), record("h2", "h2", [0.0, 1.0, 0.8], "chat")]
+    vectors = {"c1": [1.0, 0.0], "c2": [0.9, 0.1], "h1": [0.0, 1.0], "h2": [0.2, 0.8],
+               "query code": [0.8, 0.3], "query chat": [0.3, 0.7]}
+    router = TaskRouter(embedder=stub_embedder(vectors)).fit(train)
+    assert router.sources == ["chat", "code"]
+    assert [router.sources[i] for i in router.predict_sources(["query code", "query chat"])] == ["code", "chat"]
+    # each source's scores min-max normalised over that source (both span 0..1 here), then averaged
+    np.testing.assert_allclose(router.route(["query code", "query chat"]), [[0.8, 0.75, 0.0], [0.0, 0.5, 0.9]])
+    assert choose(router.route(["query code", "query chat"])).tolist() == [0, 2]
+    with pytest.raises(RuntimeError, match="call fit"):
+        TaskRouter(embedder=stub_embedder(vectors)).route(["query code"])

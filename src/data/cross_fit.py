@@ -7,6 +7,8 @@ an in-fold prompt never leaks into the pool a router is trained on for that fold
 from __future__ import annotations
 
 import hashlib
+import random
+from collections import defaultdict
 
 
 def fold_of(prompt: str, k: int) -> int:
@@ -41,3 +43,23 @@ def cross_fit_pools(train_examples: list[dict], test_sets: dict[str, list[dict]]
         test_fold[name] = in_fold
         train_pool.extend(out_of_fold)
     return train_pool, test_fold
+
+
+def hold_out_by_source(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """``(kept, held_out)``: a seeded ``fraction`` of each source's records (``record["source"]``, rounded,
+    at least one when the source has two or more) held out, the rest kept; both keep the input order.
+
+    Stratified by source, so the held-out part mirrors the mix of sources; each source's draw depends only on
+    ``seed`` and the source's own records, not on the other sources."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must lie in [0, 1), got {fraction}.")
+    by_source = defaultdict(list)
+    for index, record in enumerate(records):
+        by_source[record["source"]].append(index)
+    held = set()
+    for source, indices in by_source.items():
+        count = round(fraction * len(indices))
+        if fraction > 0 and len(indices) >= 2:
+            count = max(1, count)
+        held.update(random.Random(f"{seed}:{source}").sample(indices, min(count, len(indices) - 1)))
+    return ([r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held])

@@ -6,6 +6,7 @@
     knn           mean normalised training scores of the ``n_neighbors`` most similar training prompts
     hard_cluster  mean normalised training scores of the query's k-means cluster (``n_clusters``)
     soft_cluster  softmax(-distance / ``temperature``) mixture of the clusters' mean scores
+    task          the best candidate (in the training pool) of the query's predicted source (task-aware)
     reward        a reward model's score of each candidate's actual response (needs responses)
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import inspect
 
 from routers.base import Router, choose, normalize_scores_by_source
-from routers.embedding import HardClusterRouter, KNNRouter, SoftClusterRouter
+from routers.embedding import HardClusterRouter, KNNRouter, SoftClusterRouter, TaskRouter
 from routers.reward import RewardRouter
 from routers.simple import FixedRouter, OracleRouter, RandomRouter
 
@@ -24,6 +25,7 @@ ROUTERS: dict[str, type[Router]] = {
     "knn": KNNRouter,
     "hard_cluster": HardClusterRouter,
     "soft_cluster": SoftClusterRouter,
+    "task": TaskRouter,
     "reward": RewardRouter,
 }
 
@@ -47,4 +49,4 @@ def build_router(router_type: str, **kwargs) -> Router:
 
 __all__ = ["ROUTERS", "Router", "build_router", "choose", "normalize_scores_by_source", "router_class",
            "FixedRouter", "HardClusterRouter", "KNNRouter", "OracleRouter", "RandomRouter", "RewardRouter",
-           "SoftClusterRouter"]
+           "SoftClusterRouter", "TaskRouter"]

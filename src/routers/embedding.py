@@ -1,4 +1,4 @@
-"""Routers over prompt embeddings: k nearest neighbours and k-means clusters.
+"""Routers over prompt embeddings: k nearest neighbours, k-means clusters, and the task-aware baseline.
 
 Each learns, from training records, how well every candidate did on prompts like the query. Training
 scores are min-max normalised per source first (``normalize_scores_by_source``), so sources on different
@@ -140,3 +140,38 @@ class SoftClusterRouter(ClusterRouter):
         weights = np.exp(logits - logits.max(axis=1, keepdims=True))
         weights /= weights.sum(axis=1, keepdims=True)
         return weights @ self.cluster_scores
+
+
+class TaskRouter(EmbeddingRouter):
+    """Task-aware baseline: predict the query's source, route to that source's best candidate.
+
+    ``fit`` keeps, per training-pool source (``record["source"]``: a benchmark or a training set), the centroid
+    of its prompt embeddings and its mean normalised scores. ``route`` assigns each query to the source of the
+    nearest centroid (Euclidean) and returns that source's mean scores [n, k], so the choice is the candidate
+    that was best on average on that source in the training pool. Cheap, and strong wherever one candidate
+    dominates a task; a router that learns per-query differences should beat it.
+    """
+
+    def __init__(self, embedding_model: str = DEFAULT_EMBEDDING_MODEL, embedder: Embedder | None = None):
+        super().__init__(embedding_model, embedder)
+        self.sources: list[str] = []
+        self.centroids: np.ndarray | None = None
+        self.source_scores: np.ndarray | None = None
+
+    def fit(self, examples: Sequence[dict]) -> "TaskRouter":
+        super().fit(examples)
+        sources = np.array([example["source"] for example in examples])
+        self.sources = sorted(set(sources.tolist()))
+        self.centroids = np.stack([self.train_embeddings[sources == source].mean(axis=0) for source in self.sources])
+        self.source_scores = np.stack([self.train_scores[sources == source].mean(axis=0) for source in self.sources])
+        return self
+
+    def predict_sources(self, prompts: Sequence[str]) -> np.ndarray:
+        """Index into ``self.sources`` of each query's nearest source centroid, shape [n]."""
+        self._check_fitted()
+        queries = self.embed_prompts(prompts)
+        squared = (self.centroids ** 2).sum(axis=1)[None, :] - 2.0 * queries @ self.centroids.T
+        return squared.argmin(axis=1)
+
+    def route(self, prompts, responses=None, scores=None) -> np.ndarray:
+        return self.source_scores[self.predict_sources(prompts)]

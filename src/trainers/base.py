@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +36,9 @@ from trainers.collators import RoutingCollator
 from trainers.losses import LOSS_TYPES, SCORE_NORMALIZATIONS, normalize_scores, routing_loss
 from utils.cli import as_list, default_data_dir
 from utils.io import DataError
+
+
+SOURCE_WEIGHTINGS = ("none", "sqrt", "balanced")
 
 
 def is_encoder(backbone_config) -> bool:
@@ -93,6 +96,16 @@ class RouterConfig(TrainingArguments):
     cross_fit_folds: int = field(default=0, metadata={
         "help": "K > 1: train K routers, each on the training sets plus the test records outside its fold, and "
                 "route each fold's test records with its own router (0 = off)."})
+    cross_fit_eval_fraction: float = field(default=0.0, metadata={
+        "help": "With --cross_fit_folds: also hold out this fraction of every other-fold benchmark's records (per "
+                "source, seeded) from the training pool and add them to the validation set, so that the kept "
+                "checkpoint is chosen on the kinds of queries the router is judged on (0: the training sets' "
+                "eval_ids.json alone)."})
+    source_weighting: str = field(default="none", metadata={
+        "help": "Sampling of the training queries by source (a training set or benchmark): none (each query once "
+                "per epoch), sqrt (probability ~ 1/sqrt(source size)) or balanced (each source equally often); "
+                "sqrt/balanced draw with replacement, as many queries per epoch as the pool holds.",
+        "choices": list(SOURCE_WEIGHTINGS)})
     cross_fit_only_fold: int | None = field(default=None, metadata={
         "help": "With --cross_fit_folds K: train and route only this fold (to run the folds in parallel, e.g. on "
                 "several machines); a later run with --resume_from_checkpoint last-checkpoint merges the folds."})
@@ -178,6 +191,21 @@ class RouterConfig(TrainingArguments):
             refuse("cross_fit_folds", "must be 0 (off) or at least 2.")
         if self.cross_fit_only_fold is not None and not 0 <= self.cross_fit_only_fold < self.cross_fit_folds:
             refuse("cross_fit_only_fold", "needs --cross_fit_folds K and a fold in 0..K-1.")
+        if not 0 <= self.cross_fit_eval_fraction < 1:
+            refuse("cross_fit_eval_fraction", f"{self.cross_fit_eval_fraction} must lie in [0, 1).")
+        if self.cross_fit_eval_fraction and not self.cross_fit_folds:
+            refuse("cross_fit_eval_fraction", "holds out benchmark records of the cross-fit pool: use it with "
+                                              "--cross_fit_folds K.")
+        if self.source_weighting not in SOURCE_WEIGHTINGS:
+            refuse("source_weighting", f"{self.source_weighting!r} is not one of {', '.join(SOURCE_WEIGHTINGS)}.")
+
+
+def source_sampling_weights(sources: list[str], scheme: str) -> list[float]:
+    """Per-query sampling weights: 1 / n_source ("balanced": each source drawn equally often), 1 / sqrt(n_source)
+    ("sqrt"), or 1 ("none"); n_source = the number of queries of that query's source."""
+    counts = Counter(sources)
+    power = {"none": 0.0, "sqrt": 0.5, "balanced": 1.0}[scheme]
+    return [counts[source] ** -power for source in sources]
 
 
 def train_slice_bounds(text: str) -> tuple[float, float]:
@@ -287,6 +315,7 @@ class RouterTrainer(Trainer):
             from liger_kernel.transformers import _apply_liger_kernel_to_instance
             _apply_liger_kernel_to_instance(model=model.backbone)
         self.score_scaler = SourceMinMax.fit(train_dataset) if train_dataset else None
+        self.train_sources = [record["source"] for record in train_dataset] if train_dataset else None
         self.progress = ProgressLog()
         super().__init__(
             model=model, args=args, data_collator=collator,
@@ -333,6 +362,15 @@ class RouterTrainer(Trainer):
         return collator.encode(records, scores=scores, with_responses=with_responses)
 
     # ----- training hooks -----
+
+    def _get_train_sampler(self, train_dataset=None):
+        """--source_weighting sqrt / balanced: a seeded weighted sampler (with replacement); else the Trainer's."""
+        if self.args.source_weighting == "none" or not self.train_sources:
+            return super()._get_train_sampler(train_dataset)
+        weights = source_sampling_weights(self.train_sources, self.args.source_weighting)
+        generator = torch.Generator().manual_seed(self.args.seed)
+        return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True,
+                                                      generator=generator)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Routing loss on the k logits (against the per-query normalised scores)."""

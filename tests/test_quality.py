@@ -1,0 +1,136 @@
+"""The quality harness (bench/quality.py): its bootstrap on cases with known answers, and a whole study on a tiny
+synthetic slice (rows, intervals, resume)."""
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+from model.backbones import resolve_backbone
+from synthetic import CANDIDATES, TINY, write_synthetic_data
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import quality  # noqa: E402
+
+
+def gap(utility, choice, idx):
+    """mean gap_closed of one benchmark on one resample, from the definition."""
+    sample = utility[idx]
+    best_fixed = sample.mean(axis=0).max()
+    oracle = sample.max(axis=1).mean()
+    routed = utility[np.arange(len(utility)), choice][idx].mean()
+    return (routed - best_fixed) / (oracle - best_fixed)
+
+
+def test_bootstrap_of_a_router_that_is_the_oracle_against_one_that_is_best_fixed():
+    # candidate 0 right on all but queries 0-3, candidate 1 right exactly there: oracle 1, best fixed candidate 0
+    utility = np.array([[0.0, 1.0]] * 4 + [[1.0, 0.0]] * 16)
+    perfect, fixed = utility.argmax(axis=1), np.zeros(20, dtype=int)
+    indices = quality.bootstrap_indices({"B": 20}, 300, seed=1)
+    draws_perfect = quality.gap_closed_draws({"B": utility}, {"B": [perfect]}, indices)
+    draws_fixed = quality.gap_closed_draws({"B": utility}, {"B": [fixed]}, indices)
+    valid = ~np.isnan(draws_perfect)  # a resample without queries 0-3 has oracle == best fixed
+    assert valid.mean() > 0.9
+    assert np.allclose(draws_perfect[valid], 1.0) and np.allclose(draws_fixed[valid], 0.0)
+    result = quality.interval(draws_perfect[valid] - draws_fixed[valid])
+    assert result == {"mean": pytest.approx(1.0), "low": pytest.approx(1.0), "high": pytest.approx(1.0)}
+    same = quality.gap_closed_draws({"B": utility}, {"B": [perfect]}, indices)
+    assert quality.interval((same - draws_perfect)[valid]) == {"mean": 0.0, "low": 0.0, "high": 0.0}
+
+
+def test_bootstrap_matches_the_exact_bootstrap_distribution_of_a_small_case():
+    """With 4 queries the bootstrap distribution can be enumerated: all 4^4 resamples, equally likely. The seeded
+    Monte Carlo bootstrap must reproduce its mean and percentiles."""
+    utility = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    router = np.array([0, 1, 1, 0])  # right on 3 of 4
+    exact = []
+    for idx in itertools.product(range(4), repeat=4):
+        idx = np.array(idx)
+        sample = utility[idx]
+        if sample.max(axis=1).mean() > sample.mean(axis=0).max():
+            exact.append(gap(utility, router, idx))
+    exact = np.array(exact)
+    indices = quality.bootstrap_indices({"B": 4}, 40000, seed=0)
+    draws = quality.gap_closed_draws({"B": utility}, {"B": [router]}, indices)
+    draws = draws[~np.isnan(draws)]
+    assert draws.mean() == pytest.approx(exact.mean(), abs=0.01)
+    for q in (2.5, 50, 97.5):
+        assert np.percentile(draws, q) == pytest.approx(np.percentile(exact, q), abs=0.02)
+
+
+def test_gap_closed_averages_seeds_and_benchmarks():
+    a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # best fixed 2/3 (cand 0), oracle 1
+    b = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    indices = {"A": np.array([[0, 1, 2]]), "B": np.array([[0, 1, 2]])}  # the full sample
+    draws = quality.gap_closed_draws({"A": a, "B": b}, {"A": [np.array([0, 1, 0]), np.array([0, 0, 0])],
+                                                         "B": [np.array([1, 1, 0]), np.array([1, 1, 1])]}, indices)
+    # A: seed 1 perfect (1), seed 2 best fixed (0) -> 0.5; B: seed 1 perfect (1), seed 2 = 2/3 -> (2/3-2/3)/(1/3)=0
+    assert draws.tolist() == pytest.approx([(0.5 + 0.5) / 2])
+
+
+def test_seed_agreement():
+    first = {"A": np.array([0, 1, 2, 3]), "B": np.array([1])}
+    second = {"A": np.array([0, 1, 0, 0]), "B": np.array([1])}
+    assert quality.seed_agreement([first, second]) == pytest.approx(3 / 5)
+    assert quality.seed_agreement([first]) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), max_position_embeddings=64, **TINY)).save_pretrained(root)
+    tokenizer.save_pretrained(root)
+    return str(root)
+
+
+def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert, monkeypatch, capsys):
+    monkeypatch.setenv("LOOKAHEAD_CACHE", str(tmp_path / "cache"))
+    data_dir = write_synthetic_data(tmp_path / "data")
+    config = {"data_dir": str(data_dir), "train_datasets": ["Synth/responses"], "test_datasets": ["GSM8k"],
+              "candidate_llms": CANDIDATES, "folds": 2, "seeds": [0, 1], "bootstrap_draws": 200,
+              "baselines": {"task": {"embedding_model": tiny_bert}},
+              "train_args": ["--backbone_name_or_path", tiny_bert, "--max_steps", "2", "--eval_steps", "1",
+                             "--save_steps", "1", "--per_device_train_batch_size", "4",
+                             "--gradient_accumulation_steps", "1", "--max_length", "16", "--learning_rate", "1e-3"],
+              "routers": {"lookahead": {"stage": "mask_concat", "args": ["--mask_length", "2"]}}}
+    (tmp_path / "study.yaml").write_text(json.dumps(config))
+    out = tmp_path / "study"
+    quality.main(["--config", str(tmp_path / "study.yaml"), "--output_dir", str(out), "--jobs", "2"])
+    report = (out / "quality.md").read_text()
+    assert report in capsys.readouterr().out
+    rows = [line.split(" | ")[0].lstrip("| ") for line in report.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["oracle", "best fixed (hindsight)", "random (2 seeds)", "task-aware (embedding_model=" +
+                    tiny_bert + ")", "lookahead (2 seeds)"]
+    result = json.loads((out / "quality.json").read_text())
+    assert result["rows"]["oracle"]["stats"]["mean gap_closed"]["mean"] == pytest.approx(1.0)
+    assert result["rows"]["best fixed (hindsight)"]["stats"]["mean gap_closed"]["mean"] == 0.0
+    lookahead = result["rows"]["lookahead"]
+    assert result["strongest_baseline"] in ("random", f"task-aware (embedding_model={tiny_bert})")
+    for other in ("oracle", result["strongest_baseline"]):
+        ci = lookahead["versus"][other]
+        assert ci["low"] <= ci["mean"] <= ci["high"]
+    assert lookahead["versus"]["oracle"]["high"] <= 0  # nothing beats the oracle
+    assert 0.0 <= lookahead["seed_agreement"] <= 1.0
+    per_seed = lookahead["per_seed_mean_gap_closed"]
+    assert lookahead["stats"]["mean gap_closed"]["mean"] == pytest.approx(np.mean(per_seed))
+    assert lookahead["stats"]["mean gap_closed"]["std"] == pytest.approx(np.std(per_seed, ddof=1))
+    for seed in (0, 1):  # the merged predictions of each run are each fold's
+        merged = json.loads((out / "runs" / "lookahead" / f"seed{seed}" / "test_predictions" / "GSM8k.json").read_text())
+        assert len(merged) == 8
+
+    # resume: nothing is retrained or recomputed, the table is the same
+    logs = {path: path.stat().st_mtime_ns for path in (out / "runs").rglob("fold_*.log")}
+    caches = {path: path.stat().st_mtime_ns for path in (out / "baselines").glob("*.json")}
+    assert len(logs) == 4 and len(caches) == 3  # 2 seeds x 2 folds; random x 2 seeds, task
+    quality.main(["--config", str(tmp_path / "study.yaml"), "--output_dir", str(out), "--jobs", "2"])
+    assert {path: path.stat().st_mtime_ns for path in logs} == logs
+    assert {path: path.stat().st_mtime_ns for path in caches} == caches
+    again = (out / "quality.md").read_text()
+    assert again.split("\n\n")[0] == report.split("\n\n")[0]
