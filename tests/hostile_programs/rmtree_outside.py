@@ -1,4 +1,3 @@
-# expect: outside its directory
 # Hostile test input for tests/test_rewards_unit_tests.py: never run it outside rewards.sandbox.
 # Deletes a whole folder outside its directory.
 import shutil
