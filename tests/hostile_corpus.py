@@ -18,8 +18,9 @@ contained, so a contained program scores 0. A run is **contained** when
 Across a whole batch (``batch_leftovers``): no sandbox process (``sandbox_runner.py``, ``bwrap``) and
 no ``lookahead-sandbox-*`` temporary directory is left that was not there before.
 
-    python tests/hostile_corpus.py [--no_audit_hook]   # run the corpus through this checkout's sandbox,
-                                                       # print the containment table (from the repo root)
+    python tests/hostile_corpus.py [--no_audit_hook] [--allow_unconfined]
+        # run the corpus through this checkout's sandbox and print the containment table (from the repo
+        # root); --allow_unconfined lets it run without bubblewrap, e.g. with bwrap off the PATH
 """
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ class Outcome:
         return not self.escapes
 
 
-def run_one(path: Path, base: Path, token: str, limits, audit_hook: bool = True) -> Outcome:
+def run_one(path: Path, base: Path, token: str, limits, audit_hook: bool = True, **options) -> Outcome:
     """Plant ``base/<program>/outside``, run the program in the sandbox, check what it touched."""
     from rewards.sandbox import run_program
 
@@ -136,7 +137,7 @@ def run_one(path: Path, base: Path, token: str, limits, audit_hook: bool = True)
     listener = plant(outside, token)
     before = snapshot(outside)
     key = zlib.crc32(marker(path).encode()) & 0x7FFFFFFF
-    extra = {} if audit_hook else {"audit_hook": False}
+    extra = {**options, **({} if audit_hook else {"audit_hook": False})}
     try:
         run = run_program(program_text(path, outside), TESTS, limits, **extra)
         outcome = Outcome(path.stem, run)
@@ -164,9 +165,9 @@ def run_one(path: Path, base: Path, token: str, limits, audit_hook: bool = True)
 
 
 def run_corpus(base: Path, limits, audit_hooks: tuple[bool, ...] = (True,), workers: int = 4,
-               programs: list[Path] = PROGRAMS) -> dict[tuple[str, bool], Outcome]:
+               programs: list[Path] = PROGRAMS, **options) -> dict[tuple[str, bool], Outcome]:
     """Every program once per audit-hook setting, ``workers`` runs at a time, with the secret in this
-    process's environment meanwhile; keyed by (program, audit hook on)."""
+    process's environment meanwhile; keyed by (program, audit hook on). ``options`` go to ``run_program``."""
     token = secrets.token_hex(12)
     saved = os.environ.get(SECRET_ENV)
     os.environ[SECRET_ENV] = f"hunter2-{token}"
@@ -174,7 +175,7 @@ def run_corpus(base: Path, limits, audit_hooks: tuple[bool, ...] = (True,), work
     try:
         with ThreadPoolExecutor(workers) as pool:
             outcomes = list(pool.map(lambda job: run_one(job[0], base / ("hook" if job[1] else "no-hook"), token,
-                                                         limits, job[1]), jobs))
+                                                         limits, job[1], **options), jobs))
     finally:
         if saved is None:
             os.environ.pop(SECRET_ENV)
@@ -199,7 +200,8 @@ def main() -> None:
     audit_hook = "--no_audit_hook" not in sys.argv
     processes, temp_dirs = sandbox_processes(), sandbox_temp_dirs()
     with tempfile.TemporaryDirectory(prefix="hostile-corpus-") as base:
-        outcomes = run_corpus(Path(base), limits, (audit_hook,))
+        options = {"allow_unconfined": True} if "--allow_unconfined" in sys.argv else {}
+        outcomes = run_corpus(Path(base), limits, (audit_hook,), **options)
     print(f"| program | contained | score | how it got out | sandbox's error |\n|---|---|---|---|---|")
     for (name, _), outcome in outcomes.items():
         error = (outcome.run.error or "; ".join(sorted(set(outcome.run.results))))[:70].replace("|", "/")

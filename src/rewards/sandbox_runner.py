@@ -96,7 +96,8 @@ DENIED_SYMBOLS = {"fork", "_Fork", "vfork", "clone", "clone3", "execve", "execve
 # introspection that reaches the hook's own objects (to replace what it calls), and modules whose fresh
 # import undoes a replacement made at start-up
 REFUSED_INTROSPECTION = {"gc.get_objects", "gc.get_referrers", "gc.get_referents"}
-REFUSED_IMPORTS = {"_posixsubprocess"}
+# (and modules that open files or shared memory in C, unaudited)
+REFUSED_IMPORTS = {"_posixsubprocess", "_posixshmem", "readline"}
 # os.* events whose first argument (and, for the two-path ones, the second) is a path the program changes
 WRITE_EVENTS = {"os.remove": 1, "os.rmdir": 1, "os.mkdir": 1, "os.chmod": 1, "os.chown": 1, "os.utime": 1,
                 "os.truncate": 1, "os.mkfifo": 1, "os.mknod": 1, "os.setxattr": 1, "os.removexattr": 1,
@@ -113,8 +114,9 @@ def install_guard(workdir, result_fd):
     elsewhere, opening a directory outside ``workdir``, leaving ``workdir`` with chdir, symbolic links,
     network sockets and name lookups, creating processes, signalling other processes, loading native
     libraries from outside the Python installation (or by a bare name) or looking up process, network,
-    file-system or audit functions through ctypes, changing resource limits, ``gc`` introspection and a
-    fresh import of ``_posixsubprocess``. Functions the hook needs are bound now, so a program that
+    file-system or audit functions through ctypes, changing resource limits, ``gc`` introspection, a
+    fresh import of ``_posixsubprocess``, importing ``_posixshmem`` or ``readline`` (they open files in C),
+    sqlite databases outside ``workdir``. Functions the hook needs are bound now, so a program that
     replaces ``os.path.realpath``, ``isinstance`` and the like does not change the checks, though it can
     still change what they call. An audit hook is a tripwire, not a security boundary: the
     operating-system layers (bubblewrap, namespaces, cgroup, limits) are.
@@ -187,10 +189,14 @@ def install_guard(workdir, result_fd):
             name = to_str(args[1])
             if name in DENIED_SYMBOLS or "audit" in name.lower():
                 refuse(f"looks up the native function {name}")
+        elif event == "sqlite3.connect":  # opens its file in C
+            database = fsdecode(args[0])
+            if database not in ("", ":memory:") and not database.startswith("file::memory:"):
+                check_write(database.removeprefix("file:").split("?")[0])
         elif event in REFUSED_INTROSPECTION:
             refuse(f"inspects the interpreter's objects ({event})")
         elif event == "import" and args[0] in REFUSED_IMPORTS:
-            refuse(f"imports {args[0]} again")
+            refuse(f"imports {args[0]}")
         elif event in REFUSED_EVENTS:
             refuse(REFUSED_EVENTS[event])
 
