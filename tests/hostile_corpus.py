@@ -12,7 +12,7 @@ contained, so a contained program scores 0. A run is **contained** when
   size or modification time, and no connection reached its socket;
 * the secret appears nowhere in the run's results or error;
 * nothing named with its marker appeared in ``/tmp`` or ``/dev/shm``, and no System V segment with
-  its marker's key exists;
+  its marker's key appeared;
 * it scored 0.
 
 Across a whole batch (``batch_leftovers``): no sandbox process (``sandbox_runner.py``, ``bwrap``) and
@@ -137,6 +137,9 @@ def run_one(path: Path, base: Path, token: str, limits, audit_hook: bool = True,
     listener = plant(outside, token)
     before = snapshot(outside)
     key = zlib.crc32(marker(path).encode()) & 0x7FFFFFFF
+    folders = (tempfile.gettempdir(), "/tmp", "/dev/shm")
+    marked_before = {(folder, name) for folder in folders for name in _marked_names(folder, marker(path))}
+    key_before = key in sysv_shm_keys()
     extra = {**options, **({} if audit_hook else {"audit_hook": False})}
     try:
         run = run_program(program_text(path, outside), TESTS, limits, **extra)
@@ -155,9 +158,10 @@ def run_one(path: Path, base: Path, token: str, limits, audit_hook: bool = True,
             outcome.escapes.append(f"{change} {outside / name}")
     if token in f"{run.results} {run.error}":
         outcome.escapes.append("the secret is in its results")
-    for folder in (tempfile.gettempdir(), "/tmp", "/dev/shm"):
-        outcome.escapes += [f"made {folder}/{name}" for name in _marked_names(folder, marker(path))]
-    if key in sysv_shm_keys():
+    for folder in dict.fromkeys(folders):
+        outcome.escapes += [f"made {folder}/{name}" for name in _marked_names(folder, marker(path))
+                            if (folder, name) not in marked_before]
+    if key in sysv_shm_keys() and not key_before:
         outcome.escapes.append(f"left a System V shared-memory segment (key {key})")
     if run.score != 0.0:
         outcome.escapes.append(f"scored {run.score}")

@@ -426,7 +426,6 @@ def run_program(program: str, tests: list[str], limits: SandboxLimits = SandboxL
         else:
             argv = [*iso.namespace_prefix, sys.executable, "-I", "-B", str(RUNNER)]
             with tempfile.TemporaryDirectory(prefix=f"{PREFIX}-{os.getpid()}-", ignore_cleanup_errors=True) as work:
-                os.chmod(work, 0o700)
                 outcome = _run(argv, work, _environment(work), job, limits, cgroup)
     finally:
         if cgroup:
