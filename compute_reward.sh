@@ -16,11 +16,15 @@ LLMS="${LLMS:-smollm2-135m-instruct}"             # comma-separated names of DAT
 SCORER="${SCORER:-unit_tests}"                    # unit_tests (code), math_answer (math), reward_model (chat)
 RESPONSE_DIR="${RESPONSE_DIR:-responses}"         # where the generated responses are
 SCORE_DIR="${SCORE_DIR:-responses}"               # where the scored files go (the same folder: in place)
+ALLOW_UNCONFINED_CODE="${ALLOW_UNCONFINED_CODE:-0}"  # unit_tests only: 1 runs model code without bubblewrap (see README)
 # ----------------------------------------------------------------------------------------------------------
 
 ARGS=(--scorer "$SCORER" --data_dir "$DATA_DIR" --llms "$LLMS" --response_dir "$RESPONSE_DIR" --score_dir "$SCORE_DIR")
 if [ "$SCORER" = reward_model ]; then
     [ -n "$MODEL_NAME_OR_PATH" ] || { echo "compute_reward.sh: SCORER=reward_model needs MODEL_NAME_OR_PATH (a reward model folder)" >&2; exit 2; }
     ARGS+=(--model_path "$MODEL_NAME_OR_PATH")
+fi
+if [ "$ALLOW_UNCONFINED_CODE" = 1 ]; then
+    ARGS+=(--allow_unconfined_code)
 fi
 python src/compute_rewards.py "${ARGS[@]}" "$@"

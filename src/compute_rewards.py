@@ -3,7 +3,8 @@
     python src/compute_rewards.py --scorer unit_tests|math_answer|reward_model --data_dir <set> \\
         --llms LLM1,LLM2 [--response_dir responses] [--score_dir responses] \\
         [--model_path RM (reward_model)] [--batch_size 8 (reward_model)] [--max_length 4096 (reward_model)] \\
-        [--num_workers N (unit_tests)] [--test_time_s 5 (unit_tests)] [--memory_mb 1024 (unit_tests)]
+        [--num_workers N (unit_tests)] [--test_time_s 5 (unit_tests)] [--memory_mb 1024 (unit_tests)] \\
+        [--allow_unconfined_code (unit_tests, without bubblewrap: runs model code UNCONFINED)]
 
 Reads ``<set>/instructions.jsonl`` and ``<set>/<response_dir>/<llm>.jsonl`` (prompt_id, response, ...)
 and writes ``<set>/<score_dir>/<llm>.jsonl``: each response record with the scorer's fields added
@@ -11,6 +12,10 @@ and writes ``<set>/<score_dir>/<llm>.jsonl``: each response record with the scor
 folders the responses file is rewritten in place, with its scores. Progress is kept in
 ``<set>/<score_dir>/.<llm>.<scorer>.partial.jsonl`` so an interrupted run resumes; the final file is
 written atomically and the progress file removed.
+
+``--scorer unit_tests`` runs each response's program under bubblewrap (``rewards.sandbox``); where
+bubblewrap cannot run it stops before any work, unless ``--allow_unconfined_code`` says to run model
+code without it (it could then read, change and delete whatever this user can).
 """
 from __future__ import annotations
 
@@ -27,7 +32,8 @@ from utils.io import DataError, read_jsonl, write_jsonl
 CHUNK = 64  # responses scored between two progress writes
 
 
-def _scorer_options(scorer: str, model_path, batch_size, max_length, num_workers, test_time_s, memory_mb):
+def _scorer_options(scorer: str, model_path, batch_size, max_length, num_workers, test_time_s, memory_mb,
+                    allow_unconfined_code):
     if scorer == "reward_model":
         if model_path is None:
             raise ValueError("--scorer reward_model needs --model_path (a Hugging Face sequence-classification "
@@ -35,7 +41,8 @@ def _scorer_options(scorer: str, model_path, batch_size, max_length, num_workers
         return {"model_path": model_path, "batch_size": batch_size, "max_length": max_length}
     if scorer == "unit_tests":
         from rewards.sandbox import SandboxLimits
-        return {"limits": SandboxLimits(test_time_s=test_time_s, memory_mb=memory_mb), "num_workers": num_workers}
+        return {"limits": SandboxLimits(test_time_s=test_time_s, memory_mb=memory_mb), "num_workers": num_workers,
+                "allow_unconfined_code": allow_unconfined_code}
     return {}
 
 
@@ -77,14 +84,15 @@ def score_candidate(scorer, name: str, set_dir: Path, llm: str, instructions: di
 
 def main(scorer: str, data_dir: str, llms, response_dir: str = "responses", score_dir: str = "responses",
          model_path: str | None = None, batch_size: int = 8, max_length: int = 4096,
-         num_workers: int | None = None, test_time_s: float = 5.0, memory_mb: int = 1024) -> None:
+         num_workers: int | None = None, test_time_s: float = 5.0, memory_mb: int = 1024,
+         allow_unconfined_code: bool = False) -> None:
     if scorer not in SCORERS:
         raise ValueError(f"--scorer must be one of {SCORERS}, got {scorer!r}.")
     llms = [name for name in llms.split(",") if name] if isinstance(llms, str) else list(llms)
     set_dir = Path(data_dir)
     instructions = {row["prompt_id"]: row for row in read_instructions(set_dir / "instructions.jsonl")}
     scorer_ = build_scorer(scorer, **_scorer_options(scorer, model_path, batch_size, max_length, num_workers,
-                                                     test_time_s, memory_mb))
+                                                     test_time_s, memory_mb, allow_unconfined_code))
     summary = {llm: score_candidate(scorer_, scorer, set_dir, llm, instructions, response_dir, score_dir)
                for llm in llms}
     print(json.dumps(summary))

@@ -13,6 +13,7 @@ import pytest
 import compute_rewards
 import generate_responses
 from data import load_train_set
+from rewards.sandbox import isolation
 from utils.generation import (Generation, HuggingFaceEngine, ResumableJsonl, SamplingParams, VllmEngine,
                               generate_responses as run_generation, make_training_set, read_instructions)
 from utils.io import DataError, read_json, read_jsonl, write_jsonl
@@ -269,6 +270,8 @@ def test_compute_rewards_refuses_responses_to_unknown_queries(tmp_path):
         compute_rewards.main(scorer="math_answer", data_dir=str(set_dir), llms="m")
 
 
+@pytest.mark.skipif(sys.platform != "linux" or not isolation().bwrap_prefix,
+                    reason="bubblewrap cannot run here (the unit_tests scorer refuses without it)")
 def test_unit_tests_scoring_through_the_entry_point(tmp_path):
     set_dir = tmp_path / "set"
     prompt = "Write add.\n\nYour code should pass the following assertions:\n```python\nassert add(1, 2) == 3\n```"

@@ -1,19 +1,22 @@
 """Runs one program and its tests inside the sandbox; started by ``rewards.sandbox``, never imported.
 
-Started as ``python -I -B sandbox_runner.py`` with the job (JSON) on standard input, the run's own
-temporary directory as working directory, a scrubbed environment, and a results file open on
-``result_fd``. It is self-contained (no project imports: ``-I`` leaves ``src`` off ``sys.path``).
+Started as ``python -I -B sandbox_runner.py`` (under bubblewrap, or unconfined where the user allowed
+it) with the job (JSON) on standard input, its writable directory as working directory, a scrubbed
+environment, and a results file open on ``result_fd``. It is self-contained (no project imports: ``-I``
+leaves ``src`` off ``sys.path``, and under bubblewrap nothing of the project but this file is visible).
 
 Two processes:
 
-* the supervisor (this process; pid 1 of a fresh pid namespace when ``unshare`` is available) joins the
-  run's pids cgroup when one is given, sets the resource limits, forks the worker, waits for it and writes
-  how it ended (``{"exit": code}`` or ``{"signal": number}``); a backstop alarm ends it after the wall-time
-  limit even if the scorer that started it is gone.
-* the worker installs the guard (an audit hook, see ``install_guard``), executes the program, then each
-  test in the program's namespace with a per-test time limit, and writes
-  ``{"results": [...], "breach": null | "memory"}``. A guard violation writes ``{"violation": reason}``
-  and ends the worker at once.
+* the supervisor (this process) sets the resource limits, forks the worker, waits for it and writes how
+  it ended (``{"exit": code}`` or ``{"signal": number}``). It ends the run as soon as the scorer is gone
+  (``lifeline_fd``, the read end of a pipe only the scorer writes to, reads EOF: this holds even when the
+  scorer was killed before bubblewrap could tie the run to it), and a backstop alarm ends it after the
+  wall-time limit.
+* the worker installs the guard (an audit hook, see ``install_guard``; defence in depth, left out when
+  the job says ``"audit_hook": false``), executes the program as module ``solution`` (so an
+  ``if __name__ == "__main__":`` block does not run, as in human-eval style harnesses), then each test in
+  the program's namespace with a per-test time limit, and writes ``{"results": [...], "breach": null |
+  "memory"}``. A guard violation writes ``{"violation": reason}`` and ends the worker at once.
 
 Every line written to ``result_fd`` is one complete JSON object.
 """
@@ -21,11 +24,13 @@ import builtins
 import json
 import os
 import resource
+import select
 import signal
 import sys
 
 MIB = 1024 * 1024
 VIOLATION_EXIT_CODE = 86
+PROGRAM_MODULE = "solution"  # the program's __name__: not "__main__"
 
 
 class TestTimeout(BaseException):
@@ -37,11 +42,6 @@ def write_line(fd, obj):
     data = (json.dumps(obj) + "\n").encode()
     while data:
         data = data[os.write(fd, data):]
-
-
-def join_cgroup(cgroup_dir):
-    with open(os.path.join(cgroup_dir, "cgroup.procs"), "w") as f:
-        f.write(str(os.getpid()))
 
 
 def set_limits(job):
@@ -81,12 +81,23 @@ REFUSED_EVENTS = {
     "socket.gethostbyname_ex": "looks up a host name", "socket.gethostbyaddr": "looks up a host address",
     "socket.getnameinfo": "looks up a host address", "socket.sethostname": "changes the host name"}
 # C functions a program may not look up through ctypes: processes, signals, network, limits, directory
-# changes (the libraries it may load, inside the Python installation, link the C library, so any handle
-# reaches these)
-DENIED_SYMBOLS = {"fork", "vfork", "clone", "clone3", "execve", "execv", "execvp", "execvpe", "execl",
-                  "execlp", "execle", "fexecve", "system", "popen", "posix_spawn", "posix_spawnp", "daemon",
-                  "kill", "killpg", "tgkill", "raise", "socket", "connect", "bind", "sendto", "setrlimit",
-                  "prlimit", "prlimit64", "syscall", "unshare", "setns", "ptrace", "chdir", "fchdir"}
+# changes, and file-system calls the hook would not see (the libraries it may load, inside the Python
+# installation, link the C library, and ctypes.pythonapi is the whole process, so any handle reaches these)
+DENIED_SYMBOLS = {"fork", "_Fork", "vfork", "clone", "clone3", "execve", "execveat", "execv", "execvp", "execvpe",
+                  "execl", "execlp", "execle", "fexecve", "system", "popen", "posix_spawn", "posix_spawnp", "daemon",
+                  "kill", "killpg", "tgkill", "tkill", "raise", "pidfd_open", "pidfd_send_signal", "sigqueue",
+                  "socket", "socketpair", "connect", "bind", "sendto", "sendmsg", "setrlimit", "prlimit",
+                  "prlimit64", "syscall", "unshare", "setns", "ptrace", "chdir", "fchdir", "chroot",
+                  "open", "open64", "openat", "openat64", "fopen", "fopen64", "freopen", "creat", "creat64",
+                  "unlink", "unlinkat", "remove", "rename", "renameat", "renameat2", "symlink", "symlinkat",
+                  "link", "linkat", "mkdir", "mkdirat", "rmdir", "chmod", "fchmodat", "chown", "lchown",
+                  "fchownat", "truncate", "truncate64", "mkfifo", "mkfifoat", "mknod", "mknodat", "utime",
+                  "utimes", "utimensat", "shmget", "shm_open", "mq_open", "opendir", "scandir", "nftw"}
+# introspection that reaches the hook's own objects (to replace what it calls), and modules whose fresh
+# import undoes a replacement made at start-up
+REFUSED_INTROSPECTION = {"gc.get_objects", "gc.get_referrers", "gc.get_referents"}
+# (and modules that open files or shared memory in C, unaudited)
+REFUSED_IMPORTS = {"_posixsubprocess", "_posixshmem", "readline"}
 # os.* events whose first argument (and, for the two-path ones, the second) is a path the program changes
 WRITE_EVENTS = {"os.remove": 1, "os.rmdir": 1, "os.mkdir": 1, "os.chmod": 1, "os.chown": 1, "os.utime": 1,
                 "os.truncate": 1, "os.mkfifo": 1, "os.mknod": 1, "os.setxattr": 1, "os.removexattr": 1,
@@ -102,22 +113,26 @@ def install_guard(workdir, result_fd):
     ``workdir``; AF_UNIX socket pairs (asyncio needs them); signals to itself. Refused: writes or reads
     elsewhere, opening a directory outside ``workdir``, leaving ``workdir`` with chdir, symbolic links,
     network sockets and name lookups, creating processes, signalling other processes, loading native
-    libraries from outside the Python installation or looking up process, network or audit functions
-    through ctypes, changing resource limits. Functions the hook needs are bound now, so a program
-    that replaces ``os.path.realpath`` and the like does not change the checks. An audit hook is a
-    tripwire, not a security boundary: the operating-system layers (namespaces, cgroup, limits) are.
+    libraries from outside the Python installation (or by a bare name) or looking up process, network,
+    file-system or audit functions through ctypes, changing resource limits, ``gc`` introspection, a
+    fresh import of ``_posixsubprocess``, importing ``_posixshmem`` or ``readline`` (they open files in C),
+    sqlite databases outside ``workdir``. Functions the hook needs are bound now, so a program that
+    replaces ``os.path.realpath``, ``isinstance`` and the like does not change the checks, though it can
+    still change what they call. An audit hook is a tripwire, not a security boundary: the
+    operating-system layers (bubblewrap, namespaces, cgroup, limits) are.
     """
     # plus its own /proc entry (torch reads maps) and this file (warnings show the line that called exec)
     roots = readable_roots(workdir) + (f"/proc/{os.getpid()}", os.path.realpath(__file__))
     realpath, join, isdir, fsdecode = os.path.realpath, os.path.join, os.path.isdir, os.fsdecode
     exit_now, own_pid, dumps, write = os._exit, os.getpid(), json.dumps, os.write
+    is_instance, to_str = isinstance, str  # bound now: a program may replace the builtins
     af_unix = 1
 
     def inside(path, folder):
         return path == folder or path.startswith(folder + os.sep)
 
     def resolved(path):
-        if isinstance(path, int):
+        if is_instance(path, int):
             return None
         return realpath(join(workdir, fsdecode(path)))
 
@@ -145,7 +160,7 @@ def install_guard(workdir, result_fd):
     def hook(event, args):
         if event == "open":
             path, _mode, flags = args
-            if isinstance(flags, int) and flags & WRITE_FLAGS:
+            if is_instance(flags, int) and flags & WRITE_FLAGS:
                 check_write(path)
             else:
                 check_read(path, opening=True)
@@ -165,13 +180,23 @@ def install_guard(workdir, result_fd):
             if args[0] != own_pid:
                 refuse(f"signals another process (pid {args[0]})")
         elif event == "ctypes.dlopen":
-            library = resolved(args[0]) if args[0] is not None else None
+            # a bare name ("libc.so.6") is found by the dynamic loader in the system's folders
+            name = fsdecode(args[0]) if args[0] is not None else None
+            library = resolved(name) if name is not None and os.sep in name else None
             if library is None or not any(inside(library, root) for root in roots):
                 refuse(f"loads a native library outside the Python installation: {args[0]}")
         elif event in ("ctypes.dlsym", "ctypes.dlsym/handle"):
-            name = str(args[1])
+            name = to_str(args[1])
             if name in DENIED_SYMBOLS or "audit" in name.lower():
                 refuse(f"looks up the native function {name}")
+        elif event == "sqlite3.connect":  # opens its file in C
+            database = fsdecode(args[0])
+            if database not in ("", ":memory:") and not database.startswith("file::memory:"):
+                check_write(database.removeprefix("file:").split("?")[0])
+        elif event in REFUSED_INTROSPECTION:
+            refuse(f"inspects the interpreter's objects ({event})")
+        elif event == "import" and args[0] in REFUSED_IMPORTS:
+            refuse(f"imports {args[0]}")
         elif event in REFUSED_EVENTS:
             refuse(REFUSED_EVENTS[event])
 
@@ -231,9 +256,10 @@ def worker(job, result_fd):
     # (numpy and torch import ctypes).
     import ctypes  # noqa: F401
 
-    disable_unaudited_process_creation(result_fd)
-    install_guard(workdir, result_fd)
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    if job["audit_hook"]:
+        disable_unaudited_process_creation(result_fd)
+        install_guard(workdir, result_fd)
+    namespace = {"__name__": PROGRAM_MODULE, "__builtins__": builtins}
     results, breach = run_tests(job, namespace)
     try:
         sys.stdout.flush()
@@ -245,23 +271,35 @@ def worker(job, result_fd):
 
 
 def supervise(worker_pid, job, result_fd):
-    def end_run(signum, frame):
+    """Wait for the worker, reaping any orphan meanwhile (as pid 1 of a namespace it inherits them); end
+    the run at once when the scorer is gone (the lifeline pipe, whose only writer is the scorer, reads
+    EOF), or at the backstop alarm."""
+    def end_run(signum=None, frame=None):
         os.kill(worker_pid, signal.SIGKILL)
         os._exit(124)
 
-    # Backstop: ends the run even if the scorer is gone. A handler, not the default action: pid 1 of a
-    # namespace ignores signals it has no handler for.
+    # A handler, not the default action: pid 1 of a namespace ignores signals it has no handler for.
     signal.signal(signal.SIGALRM, end_run)
     signal.alarm(int(job["wall_time_s"]) + 2)
-    while True:  # as pid 1 of a namespace it also reaps orphans
-        pid, status, usage = os.wait4(-1, 0)
-        if pid == worker_pid:
-            break
-    cpu_s = usage.ru_utime + usage.ru_stime
-    if os.WIFSIGNALED(status):
-        write_line(result_fd, {"signal": os.WTERMSIG(status), "cpu_s": cpu_s})
-    else:
-        write_line(result_fd, {"exit": os.waitstatus_to_exitcode(status), "cpu_s": cpu_s})
+    lifeline, worker_exited = job["lifeline_fd"], os.pidfd_open(worker_pid)
+    while True:
+        ready = select.select([worker_exited, lifeline], [], [], 1.0)[0]
+        if lifeline in ready:  # readable means EOF: nothing is ever written to it
+            end_run()
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid = 0
+            if pid == 0:
+                break
+            if pid == worker_pid:
+                cpu_s = usage.ru_utime + usage.ru_stime
+                if os.WIFSIGNALED(status):
+                    write_line(result_fd, {"signal": os.WTERMSIG(status), "cpu_s": cpu_s})
+                else:
+                    write_line(result_fd, {"exit": os.waitstatus_to_exitcode(status), "cpu_s": cpu_s})
+                return
 
 
 def main():
@@ -270,12 +308,11 @@ def main():
     os.dup2(devnull, 0)
     os.close(devnull)
     result_fd = job["result_fd"]
-    if job["pids_cgroup"]:
-        join_cgroup(job["pids_cgroup"])
     set_limits(job)
     worker_pid = os.fork()
     if worker_pid == 0:
         try:
+            os.close(job["lifeline_fd"])
             worker(job, result_fd)
         finally:
             os._exit(1)
