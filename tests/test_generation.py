@@ -218,7 +218,7 @@ def test_make_training_set_samples_prompts_and_holds_some_out(tmp_path):
 def test_read_instructions_refuses_repeated_ids_and_empty_prompts(tmp_path):
     path = tmp_path / "instructions.jsonl"
     write_jsonl(path, [{"prompt_id": "a", "prompt": "x"}, {"prompt_id": "a", "prompt": "y"}])
-    with pytest.raises(DataError, match="line 2: field 'prompt_id'.*repeated"):
+    with pytest.raises(DataError, match=r"line 2: field 'prompt_id' \('a'\) repeats line 1"):
         read_instructions(path)
     write_jsonl(path, [{"prompt_id": "a", "prompt": " "}])
     with pytest.raises(DataError, match="prompt_id 'a': field 'prompt'"):
