@@ -116,7 +116,8 @@ def write_benchmarks(test: Path) -> None:
     for name in ("GSM8k", "MATH"):
         for c, llm in enumerate(CANDIDATES):
             put_json(test / name / f"{llm}.json", {"details": {
-                i: {"prompt": [{"prompt": p}], "origin_prediction": f"{llm}: {2 * int(i)}", "correct": (int(i) + c) % 2 == 0}
+                i: {"prompt": [{"prompt": p}], "origin_prediction": f"{llm}: {2 * int(i)}",
+                    "correct": (int(i) + c) % 2 == 0}
                 for i, p in QUESTIONS.items()}})
     for name in ("HumanEval", "MBPP"):
         for c, llm in enumerate(CANDIDATES):
@@ -129,7 +130,8 @@ def write_benchmarks(test: Path) -> None:
 
 def write_train_set(folder: Path) -> None:
     ids = [f"t{n}" for n in range(12)]
-    put(folder / "instructions.jsonl", jsonl({"prompt_id": i, "prompt": f"sort list number {n}"} for n, i in enumerate(ids)))
+    put(folder / "instructions.jsonl",
+        jsonl({"prompt_id": i, "prompt": f"sort list number {n}"} for n, i in enumerate(ids)))
     put_json(folder / "eval_ids.json", ids[9:])
     for c, llm in enumerate(CANDIDATES):
         put(folder / "responses" / f"{llm}.jsonl",
@@ -180,8 +182,9 @@ def save_tiny_router(src: Path, bert_dir: Path, router_dir: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
     torch.manual_seed(0)
-    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), max_position_embeddings=64, hidden_size=16,
-                               num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)).save_pretrained(bert_dir)
+    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=64, hidden_size=16, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=32)
+    BertForMaskedLM(config).save_pretrained(bert_dir)
     tokenizer.save_pretrained(bert_dir)
     save_untrained_router(router_dir, "sc", str(bert_dir), CANDIDATES, max_prompt_length=16)
 
@@ -273,7 +276,8 @@ def row_update(index: int, **fields) -> Callable[[list[dict]], list[dict]]:
 @dataclass
 class Case:
     """One bad input: ``breaks`` changes the workspace, ``args`` gives the tool's arguments; the message must name
-    ``file`` (a fragment of the path), ``line`` ("line N"), ``field`` (a field or flag name) and, with ``fix``, a fix."""
+    ``file`` (a fragment of the path), ``line`` ("line N"), ``field`` (a field or flag name) and, with ``fix``, a
+    fix."""
 
     name: str
     tool: str
@@ -352,7 +356,8 @@ CASES: list[Case] = [
          file="instructions.jsonl.gz"),
     Case("responses: byte that is not UTF-8", "compute_rewards", rewards(), at(RESPONSES, bad_byte, 3),
          file="A.jsonl", line=3),
-    Case("responses: malformed JSON line", "compute_rewards", rewards(), at(RESPONSES, set_line, 4, '{"prompt_id": "m3",'),
+    Case("responses: malformed JSON line", "compute_rewards", rewards(),
+         at(RESPONSES, set_line, 4, '{"prompt_id": "m3",'),
          file="A.jsonl", line=4),
     Case("responses: line is a JSON list", "compute_rewards", rewards(), at(RESPONSES, set_line, 2, '["m1", "x"]'),
          file="A.jsonl", line=2),
@@ -362,9 +367,11 @@ CASES: list[Case] = [
          at(RESPONSES, edit_rows, lambda rows: rows[:7]), file="A.jsonl", field="prompt_id"),
     Case("responses: empty file", "compute_rewards", rewards(), at(RESPONSES, empty), file="A.jsonl"),
     Case("instructions: empty file", "compute_rewards", rewards(), at(SET, empty), file="instructions.jsonl"),
-    Case("responses: unknown prompt_id", "compute_rewards", rewards(), at(RESPONSES, edit_rows, row_update(5, prompt_id="zz")),
+    Case("responses: unknown prompt_id", "compute_rewards", rewards(),
+         at(RESPONSES, edit_rows, row_update(5, prompt_id="zz")),
          file="A.jsonl", line=6, field="prompt_id"),
-    Case("responses: response not a string", "compute_rewards", rewards(), at(RESPONSES, edit_rows, row_update(2, response=7)),
+    Case("responses: response not a string", "compute_rewards", rewards(),
+         at(RESPONSES, edit_rows, row_update(2, response=7)),
          file="A.jsonl", line=3, field="response"),
     Case("responses file missing", "compute_rewards", rewards(llms="A,C"), file="C.jsonl"),
     Case("instruction without an answer (math_answer)", "compute_rewards", rewards(),
@@ -386,13 +393,15 @@ CASES: list[Case] = [
          file="instructions.jsonl.gz"),
     Case("instructions: byte that is not UTF-8", "generate_responses", generate(), at(GEN, bad_byte, 2),
          file="instructions.jsonl", line=2),
-    Case("instructions: prompt missing", "generate_responses", generate(), at(GEN, edit_rows, row_update(1, prompt=None)),
+    Case("instructions: prompt missing", "generate_responses", generate(),
+         at(GEN, edit_rows, row_update(1, prompt=None)),
          file="instructions.jsonl", line=2, field="prompt"),
     Case("instructions: duplicate prompt_id", "generate_responses", generate(),
          at(GEN, edit_rows, row_update(2, prompt_id="g0")), file="instructions.jsonl", line=3, field="prompt_id"),
     Case("--data_path missing", "generate_responses", generate(data="gen/nothing.jsonl"), file="nothing.jsonl"),
     Case("--num_prompts without --make_set", "generate_responses", generate("--num_prompts", "2"), field="num_prompts"),
-    Case("--num_prompts 0 with --make_set", "generate_responses", generate("--make_set", "{ws}/new", "--num_prompts", "0"),
+    Case("--num_prompts 0 with --make_set", "generate_responses",
+         generate("--make_set", "{ws}/new", "--num_prompts", "0"),
          field="num_prompts"),
     Case("--num_prompts above the prompts", "generate_responses",
          generate("--make_set", "{ws}/new", "--num_prompts", "9"), field="num_prompts"),
@@ -412,19 +421,22 @@ CASES: list[Case] = [
 
     # ---------------- eval_baseline.py
     Case("--router_type unknown", "eval_baseline", evaluate(router="knnn"), field="router_type"),
-    Case("router argument misspelt", "eval_baseline", evaluate("--n_neighbour", "5", router="knn"), field="n_neighbour"),
+    Case("router argument misspelt", "eval_baseline", evaluate("--n_neighbour", "5", router="knn"),
+         field="n_neighbour"),
     Case("--test_datasets unknown name", "eval_baseline", evaluate(tests="GSM8K"), field="test_datasets"),
     Case("--test_datasets empty", "eval_baseline", evaluate(tests=","), field="test_datasets"),
     Case("--test_datasets space-separated", "eval_baseline", evaluate(tests="GSM8k MATH"), field="test_datasets"),
     Case("--candidate_llms unknown name", "eval_baseline", evaluate("--candidate_llms", "A,C"), field="C"),
     Case("--candidate_llms repeated", "eval_baseline", evaluate("--candidate_llms", "A,A"), field="candidate_llms"),
     Case("--cross_fit_folds 1", "eval_baseline", evaluate("--cross_fit_folds", "1"), field="cross_fit_folds"),
-    Case("--cross_fit_folds not a number", "eval_baseline", evaluate("--cross_fit_folds", "two"), field="cross_fit_folds"),
+    Case("--cross_fit_folds not a number", "eval_baseline", evaluate("--cross_fit_folds", "two"),
+         field="cross_fit_folds"),
     Case("--cross_fit_folds 2.5", "eval_baseline", evaluate("--cross_fit_folds", "2.5"), field="cross_fit_folds"),
     Case("--seed not a number", "eval_baseline", evaluate("--seed", "x", router="random"), field="seed"),
     Case("--train_split unknown", "eval_baseline", evaluate("--train_datasets", "train/Synth", "--train_split", "dev"),
          field="train_split"),
-    Case("--train_datasets folder missing", "eval_baseline", evaluate("--train_datasets", "train/Synthh"), file="Synthh"),
+    Case("--train_datasets folder missing", "eval_baseline", evaluate("--train_datasets", "train/Synthh"),
+         file="Synthh"),
     Case("--data_dir missing", "eval_baseline", evaluate("--data_dir", "{ws}/nodata"), file="nodata"),
     Case("--output_dir is a file", "eval_baseline", evaluate("--output_dir", "{ws}/candidates.yaml"),
          file="candidates.yaml", field="output_dir"),
@@ -449,7 +461,8 @@ CASES: list[Case] = [
          at(f"data/test/AlpacaEval/A/{ANNOTATIONS}", edit_json, lambda rows: rows[0].update(preference="win")),
          file="annotations.json", field="preference"),
     Case("AlpacaEval annotations not a list", "data", benchmark("AlpacaEval"),
-         at(f"data/test/AlpacaEval/A/{ANNOTATIONS}", replace_json, lambda rows: {"rows": rows}), file="annotations.json"),
+         at(f"data/test/AlpacaEval/A/{ANNOTATIONS}", replace_json, lambda rows: {"rows": rows}),
+         file="annotations.json"),
     Case("AlpacaEval output missing an instruction", "data", benchmark("AlpacaEval"),
          at("data/test/AlpacaEval/B/model_outputs.json", replace_json, lambda rows: rows[:2]),
          file="model_outputs.json", field="instruction"),
@@ -460,8 +473,8 @@ CASES: list[Case] = [
             lambda rows: [rows[0], {**rows[1], "games": [{"score": "A>>>B"}, {"score": "A=B"}]}]),
          file="model_judgment/A.jsonl", line=2, field="games[0].score"),
     Case("ArenaHard one game only", "data", benchmark("ArenaHard"),
-         at("data/test/ArenaHard/model_judgment/B.jsonl", edit_rows, lambda rows: [{**rows[0], "games": rows[0]["games"][:1]},
-                                                                             rows[1]]),
+         at("data/test/ArenaHard/model_judgment/B.jsonl", edit_rows,
+            lambda rows: [{**rows[0], "games": rows[0]["games"][:1]}, rows[1]]),
          file="model_judgment/B.jsonl", line=1, field="games"),
     Case("ArenaHard question_id repeated", "data", benchmark("ArenaHard"),
          at("data/test/ArenaHard/question.jsonl", edit_rows, lambda rows: rows + [rows[0]]),
@@ -472,7 +485,8 @@ CASES: list[Case] = [
          at(MT_A, edit_rows, lambda rows: rows[:3]), file=JUDGMENTS.format("A"), field="turn"),
     Case("MT-Bench score not a number", "data", benchmark("MT-Bench"), at(MT_A, edit_rows, row_update(2, score="ten")),
          file=JUDGMENTS.format("A"), line=3, field="score"),
-    Case("MT-Bench answer not quoted", "data", benchmark("MT-Bench"), at(MT_A, edit_rows, row_update(0, user_prompt="x")),
+    Case("MT-Bench answer not quoted", "data", benchmark("MT-Bench"),
+         at(MT_A, edit_rows, row_update(0, user_prompt="x")),
          file=JUDGMENTS.format("A"), line=1, field="user_prompt"),
     Case("MT-Bench judgments: byte that is not UTF-8", "data", benchmark("MT-Bench"), at(MT_A, bad_byte, 3),
          file=JUDGMENTS.format("A"), line=3),
@@ -510,7 +524,8 @@ CASES: list[Case] = [
 
     # ---------------- report.py
     Case("run folder without metrics.json", "report", report(runs=("runs/oracle", "runs")), file="metrics.json"),
-    Case("metrics.json malformed", "report", report(), lambda ws: put(ws / "runs/oracle/metrics.json", "{\n  \"GSM8k\": {"),
+    Case("metrics.json malformed", "report", report(),
+         lambda ws: put(ws / "runs/oracle/metrics.json", "{\n  \"GSM8k\": {"),
          file="metrics.json", line=2),
     Case("metrics.json: byte that is not UTF-8", "report", report(), at("runs/fixed0/metrics.json", bad_byte, 1),
          file="metrics.json", line=1),
@@ -527,9 +542,9 @@ CASES: list[Case] = [
     Case("--config: byte that is not UTF-8", "report", report(), at("candidates.yaml", bad_byte, 2),
          file="candidates.yaml", line=2),
     Case("--config: negative price", "report", report(),
-         lambda ws: put(ws / "candidates.yaml", "candidates:\n  - {name: A, input_price_per_million: -1, "
-                                               "output_price_per_million: 2}\n  - {name: B, input_price_per_million: 3, "
-                                               "output_price_per_million: 12}\n"),
+         lambda ws: put(ws / "candidates.yaml",
+                        "candidates:\n  - {name: A, input_price_per_million: -1, output_price_per_million: 2}\n"
+                        "  - {name: B, input_price_per_million: 3, output_price_per_million: 12}\n"),
          file="candidates.yaml", field="input_price_per_million"),
     Case("runs route other candidates", "report", report(),
          at("runs/fixed0/config.json", edit_json, lambda obj: obj.update(candidate_llms=["B", "A"])),
@@ -540,7 +555,8 @@ CASES: list[Case] = [
     # ---------------- cost.py
     Case("--router folder missing", "cost", calibrate("--router", "{ws}/no-router"), file="no-router"),
     Case("--config missing", "cost", calibrate("--config", "{ws}/prices.yaml"), file="prices.yaml"),
-    Case("--config malformed YAML", "cost", calibrate(), lambda ws: put(ws / "candidates.yaml", "candidates: [\n  {name: A"),
+    Case("--config malformed YAML", "cost", calibrate(),
+         lambda ws: put(ws / "candidates.yaml", "candidates: [\n  {name: A"),
          file="candidates.yaml", line=2),
     Case("--config: byte that is not UTF-8", "cost", calibrate(), at("candidates.yaml", bad_byte, 3),
          file="candidates.yaml", line=3),
@@ -550,7 +566,8 @@ CASES: list[Case] = [
          file="candidates.yaml", field="price"),
     Case("--budget and --strong_share together", "cost", calibrate("--strong_share", "0.5"), field="strong_share"),
     Case("neither --budget nor --strong_share", "cost", calibrate(target=None), field="budget"),
-    Case("--strong not a candidate", "cost", calibrate("--strong", "C", "--weak", "A", target=("--strong_share", "0.5")),
+    Case("--strong not a candidate", "cost",
+         calibrate("--strong", "C", "--weak", "A", target=("--strong_share", "0.5")),
          field="strong"),
     Case("--strong_share 1.5", "cost", calibrate("--strong", "B", "--weak", "A", target=("--strong_share", "1.5")),
          field="strong_share"),
@@ -677,7 +694,8 @@ def run_case(case: Case, base: Path, scratch: Path, src: Path, python: str | Non
 
 
 def table(rows) -> str:
-    lines = ["| # | tool | case | exit | verdict | message lacks | s | message (start) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| # | tool | case | exit | verdict | message lacks | s | message (start) |",
+             "|---|---|---|---|---|---|---|---|"]
     for number, (case, verdict, missing, outcome) in enumerate(rows, 1):
         first = " ".join(outcome.message.split())[:110].replace("|", "\\|")
         exit_code = "timeout" if outcome.exit_code is None else outcome.exit_code

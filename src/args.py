@@ -54,7 +54,8 @@ def number(value: Any, flag: str, low: float = -math.inf, high: float = math.inf
         except ValueError:
             pass
     inside = (isinstance(number_, (int, float)) and not isinstance(number_, bool) and math.isfinite(number_)
-              and (number_ > low if low_open else number_ >= low) and (number_ < high if high_open else number_ <= high))
+              and (number_ > low if low_open else number_ >= low)
+              and (number_ < high if high_open else number_ <= high))
     if not inside:
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"--{flag} must be a finite number in {interval}, got {value!r}. Pass a value in that "

@@ -4,8 +4,7 @@ import os
 
 import pytest
 
-from utils.io import (DataError, decode_utf8, read_bytes, read_json, read_jsonl, read_text, require_rows,
-                      writable_dir)
+from utils.io import DataError, decode_utf8, read_json, read_jsonl, read_text, require_rows, writable_dir
 
 LINES = "".join(f'{{"prompt_id": "p{i}", "prompt": "question {i}"}}\n' for i in range(200))
 
@@ -23,8 +22,9 @@ def test_truncated_gzip_names_the_file_and_the_last_complete_line(tmp_path):
             pass
     complete = prefix.count(b"\n")
     assert 0 < complete < 200  # half the compressed stream holds some, not all, of the 200 lines
-    with pytest.raises(DataError, match=rf"instructions\.jsonl\.gz: the gzip stream is truncated .*; it breaks off "
-                                        rf"after {complete} complete line\(s\)\. Replace the file with a complete copy"):
+    with pytest.raises(DataError, match=rf"instructions\.jsonl\.gz: the gzip stream is truncated .*; it breaks "
+                                        rf"off after {complete} complete line\(s\)\. Replace the file with a "
+                                        rf"complete copy"):
         read_jsonl(path)
 
 

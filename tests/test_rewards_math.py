@@ -137,7 +137,8 @@ FIELD_CASES = [
 
 
 def field_instructions():
-    return [{"prompt_id": str(i), "prompt": "p", "answer": reference} for i, (_, reference, _) in enumerate(FIELD_CASES)]
+    return [{"prompt_id": str(i), "prompt": "p", "answer": reference}
+            for i, (_, reference, _) in enumerate(FIELD_CASES)]
 
 
 def test_field_cases_score_as_a_grader_would():

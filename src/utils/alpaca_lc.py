@@ -285,8 +285,9 @@ def annotation_files(annotations_root: str | os.PathLike) -> dict[str, Path]:
 
 def read_preference(value, where: str) -> float:
     """An annotation's ``preference`` as alpaca_eval reads it (``metrics/helpers.py``): a number in [1, 2] (1: the
-    reference wins, 2: the model wins, 1.5: a draw); 0, the older encoding of a draw, reads as 1.5; null or NaN (no verdict)
-    reads as NaN, which every average leaves out. Anything else is a DataError naming ``where`` and the field."""
+    reference wins, 2: the model wins, 1.5: a draw); 0, the older encoding of a draw, reads as 1.5; null or NaN (no
+    verdict) reads as NaN, which every average leaves out. Anything else is a DataError naming ``where`` and the
+    field."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
