@@ -57,8 +57,9 @@ import yaml
 
 import metrics
 from data import load_train_set, resolve_train_set
+from data.train_sets import empty_split_error
 from routers.base import normalize_scores_by_source
-from utils.io import DataError, exists, read_json, read_jsonl, write_json
+from utils.io import DataError, exists, read_json, read_jsonl, read_text, writable_dir, write_json
 
 logger = logging.getLogger("cost")
 
@@ -98,12 +99,15 @@ def load_config(path: str | Path) -> dict:
     """The candidates config (YAML): a mapping whose ``candidates`` lists one mapping per candidate with a
     unique ``name``; other fields are read by their users (prices here, endpoints by serve.py)."""
     path = Path(path)
+    if not exists(path):
+        raise DataError(f"{path}: candidates config not found. Copy candidates.example.yaml and edit it.")
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: candidates config not found. Copy candidates.example.yaml and edit it.") from None
+        config = yaml.safe_load(read_text(path))
     except yaml.YAMLError as error:
-        raise DataError(f"{path}: malformed YAML ({error}). Fix the file.") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise DataError(f"{where}: malformed YAML ({problem}). Fix the file (see candidates.example.yaml).") from None
     if not isinstance(config, dict) or not isinstance(config.get("candidates"), list) or not config["candidates"]:
         raise DataError(f"{path}: expected a mapping with a non-empty `candidates:` list "
                         f"(see candidates.example.yaml).")
@@ -132,7 +136,7 @@ def nonnegative_number(entry: dict, field: str, path: str | Path, default: float
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         owner = f"candidate {entry['name']!r}: " if "name" in entry else ""
-        raise DataError(f"{path}: {owner}field {field!r} must be a number >= 0, got {value!r}.")
+        raise DataError(f"{path}: {owner}field {field!r} must be a number >= 0, got {value!r}. Write a number >= 0.")
     return float(value)
 
 
@@ -145,7 +149,7 @@ def prices_from_config(config: dict, names: Sequence[str], path: str | Path) -> 
                   ("input_price_per_million", "output_price_per_million")]
         if None in values:
             raise DataError(f"{path}: candidate {name!r} needs input_price_per_million and output_price_per_million "
-                            f"(USD per million tokens).")
+                            f"(USD per million tokens). Add both to its entry.")
         prices.append(Price(*values))
     return prices
 
@@ -557,12 +561,29 @@ def calibrate_threshold(quality: np.ndarray, strong: int, weak: int, share: floa
     return float((signal[count - 1] + signal[count]) / 2)
 
 
+def check_target(candidates: Sequence[str] | None, budget: float | None, strong_share: float | None,
+                 strong: str | None, weak: str | None) -> None:
+    """A calibration target is exactly one of ``budget`` (finite, >= 0, USD per 1,000 queries) and ``strong_share`` (in
+    [0, 1]); with a strong share, ``strong`` and ``weak`` are two different names of ``candidates`` (not checked when
+    ``candidates`` is None). DataError naming the flag otherwise."""
+    if (budget is None) == (strong_share is None):
+        raise DataError("Give exactly one target: --budget or --strong_share.")
+    if budget is not None and not (math.isfinite(budget) and budget >= 0):
+        raise DataError(f"--budget must be a finite number >= 0 (USD per 1,000 queries), got {budget}. Pass a "
+                        f"budget >= 0.")
+    if strong_share is not None:
+        if not (math.isfinite(strong_share) and 0 <= strong_share <= 1):
+            raise DataError(f"--strong_share must lie in [0, 1], got {strong_share}. Pass a share between 0 and 1.")
+        if candidates is not None and (strong not in candidates or weak not in candidates or strong == weak):
+            raise DataError(f"--strong and --weak must name two different candidates of the router {list(candidates)}, "
+                            f"got {strong!r} and {weak!r}. Pass two of those.")
+
+
 def calibrate(router, records: list[dict], prices: list[Price], budget: float | None = None,
               strong_share: float | None = None, strong: str | None = None, weak: str | None = None) -> RoutingPolicy:
     """A policy for ``router`` (a ``PretrainedRouter``) fitted on the validation ``records``: lambda for a mean
     expected-cost ``budget``, or the threshold that sends ``strong_share`` of the queries to ``strong``."""
-    if (budget is None) == (strong_share is None):
-        raise DataError("Give exactly one target: --budget or --strong_share.")
+    check_target(router.candidates, budget, strong_share, strong, weak)
     candidates = router.candidates
     quality = normalise_scores(router.route([r["prompt"] for r in records],
                                             responses=[r["responses"] for r in records]), router.score_kind)
@@ -573,10 +594,6 @@ def calibrate(router, records: list[dict], prices: list[Price], budget: float | 
                                prices=list(prices), typical_output_tokens=typical)
         target = {"budget": budget}
     else:
-        for name in (strong, weak):
-            if name not in candidates:
-                raise DataError(f"--strong and --weak must name two of the router's candidates {candidates}, "
-                                f"got {name!r}.")
         threshold = calibrate_threshold(quality, candidates.index(strong), candidates.index(weak), strong_share)
         policy = RoutingPolicy(candidates, rule="threshold", strong=strong, weak=weak, threshold=threshold,
                                prices=list(prices), typical_output_tokens=typical)
@@ -607,23 +624,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strong", help="The strong candidate of --strong_share.")
     parser.add_argument("--weak", help="The weak candidate of --strong_share.")
     parser.add_argument("--data_dir", help="Folder holding train/ (default: the router's training run's).")
-    parser.add_argument("--validation_sets", nargs="+", help="Training sets whose eval split is the validation "
-                                                             "split (default: the router's training sets).")
+    parser.add_argument("--validation_sets", nargs="+", help="Training sets (<set>/<score dir>) whose eval split is "
+                                                             "the validation split (default: the router's training "
+                                                             "sets).")
     args = parser.parse_args(argv)
 
+    # Flags, config, router and data are checked in that order, before any routing.
+    check_target(None, args.budget, args.strong_share, args.strong, args.weak)
+    config = load_config(args.config)
     router = PretrainedRouter.from_pretrained(args.router)
+    check_target(router.candidates, args.budget, args.strong_share, args.strong, args.weak)
+    prices = prices_from_config(config, router.candidates, args.config)
+    writable_dir(args.router, "--router")
     run_args = next((read_json(path) for path in (Path(args.router) / "run_args.json",
                                                   Path(args.router).parent / "run_args.json") if path.exists()), {})
     data_dir = args.data_dir or run_args.get("data_dir")
     sets = args.validation_sets or run_args.get("train_datasets")
     if not data_dir or not sets:
         raise SystemExit("error: pass --data_dir and --validation_sets (the router's run_args.json has neither).")
+    resolved = [resolve_train_set(name, data_dir) for name in sets]  # DataError naming a bad entry
     records = []
-    for name in sets:
-        set_dir, score_dir = resolve_train_set(name, data_dir)
+    for set_dir, score_dir in resolved:
         records += attach_recorded_output_tokens(load_train_set(set_dir, router.candidates, score_dir, split="eval"),
                                                  set_dir, router.candidates, score_dir)
-    prices = prices_from_config(load_config(args.config), router.candidates, args.config)
+    if not records:
+        raise empty_split_error([set_dir for set_dir, _ in resolved], "eval")
     policy = calibrate(router, records, prices, args.budget, args.strong_share, args.strong, args.weak)
     write_json(Path(args.router) / POLICY_FILE, policy.to_json())
     print(f"saved {Path(args.router) / POLICY_FILE}:")

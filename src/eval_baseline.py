@@ -28,11 +28,11 @@ import numpy as np
 
 import metrics
 from args import EvalArguments
-from data import load_benchmark, load_train_set
+from data import load_benchmark, load_train_sets
 from data.cross_fit import cross_fit_pools
 from model.backbones import cache_dir
 from routers import Router, build_router, choose, router_class
-from utils.io import DataError, atomic_write_text, read_json, write_json
+from utils.io import DataError, atomic_write_text, read_json, writable_dir, write_json
 
 logger = logging.getLogger("eval_baseline")
 
@@ -117,13 +117,13 @@ def main(router_type: str, run_name: str | None = None, data_dir: str | None = N
         router_kwargs["seed"] = args.seed
     run_name = run_name or default_run_name(router_type, router_kwargs)
     build_router(router_type, **router_kwargs)  # fail on bad router arguments before loading any data
+    output = writable_dir(args.output_dir, "--output_dir")  # and on an output folder that cannot take the results
 
     started = time.perf_counter()
     test_sets = {name: load_benchmark(name, args.data_dir, args.candidate_llms) for name in args.test_datasets}
     for name, examples in test_sets.items():
         check_unique_ids(name, examples)
-    train_examples = [example for set_dir, score_dir in args.train_sets()
-                      for example in load_train_set(set_dir, args.candidate_llms, score_dir, split=args.train_split)]
+    train_examples = load_train_sets(args.train_sets(), args.candidate_llms, split=args.train_split)
     logger.info("loaded %s and %d training examples in %.1fs",
                 ", ".join(f"{name} ({len(examples)})" for name, examples in test_sets.items()),
                 len(train_examples), time.perf_counter() - started)
@@ -138,7 +138,6 @@ def main(router_type: str, run_name: str | None = None, data_dir: str | None = N
         args.data_dir, candidate_names=args.candidate_llms, cache_dir=cache_dir())
     table = metrics.format_table({run_name: summary})
 
-    output = Path(args.output_dir)
     for name, rows in predictions.items():
         write_json(output / "test_predictions" / f"{name}.json", rows, indent=None)
     write_json(output / "metrics.json", summary)

@@ -11,7 +11,10 @@ Conventions (checked against the official code, read with the search tool):
   100 * mean(preference - 1); ``standard_error`` = 100 * the standard error of the mean of
   (preference - 1) with ddof 1 (pandas ``sem``); ``n_wins`` / ``n_wins_base`` count preference - 1 above /
   below 0.5, ``n_draws`` counts preference == 1.5; ``discrete_win_rate`` = 100 * (n_wins + n_draws / 2) /
-  n_total. ``length_controlled_winrate`` is the GLM of ``utils.alpaca_lc``: the official function when
+  n_total. A preference of 0 (the older encoding of a draw) reads as 1.5; a null preference (no verdict) is left
+  out of all of these (``n_total`` counts the judged answers, ``n_unjudged`` the others) and out of the LC fit,
+  whose prediction still covers every instruction, as ``describe_head2head`` and ``glm_winrate`` do.
+  ``length_controlled_winrate`` is the GLM of ``utils.alpaca_lc``: the official function when
   available (``lc_method = "alpaca_eval"``), otherwise our offline fit with the instruction difficulty
   either given (``"offline_glm_annotations"``, e.g. from :func:`fit_alpaca_difficulty`) or fitted on the
   candidates' own annotations in the records (``"offline_glm_candidates"``).
@@ -27,7 +30,9 @@ Conventions (checked against the official code, read with the search tool):
 * MT-Bench (FastChat ``llm_judge/show_result.py``, ``display_result_single``): judgments whose score is -1
   (the judge's output could not be parsed) are dropped (``df[df["score"] != -1]``) before any mean;
   ``turn1`` / ``turn2`` are the means over the remaining scores of each turn and the headline
-  ``mean_score`` is the mean over all remaining turn scores (not the mean of the two turn means).
+  ``mean_score`` is the mean over all remaining turn scores (not the mean of the two turn means). An answer whose
+  two turns are both -1 thus counts nowhere in the metric (its routing score is ``MT_BENCH_UNJUDGED_SCORE`` of
+  ``data.benchmarks``).
 * GSM8k, MATH, HumanEval, MBPP: ``accuracy`` = 100 * mean(score).
 """
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Sequence
 import numpy as np
 
 from data import BENCHMARKS
+from data.benchmarks import MT_BENCH_PARSE_FAILURE
 from utils import alpaca_lc
 from utils.io import DataError
 
@@ -51,7 +57,6 @@ STRONG_VERDICT_BATTLES = 3
 ARENA_BASELINE_ELO = 1000.0
 ELO_SCALE = 400.0
 ELO_BASE = 10.0
-MT_BENCH_PARSE_FAILURE = -1
 
 # A game's battles for the candidate, as (wins, losses, ties), given the verdict and the candidate's slot.
 _STRONG = STRONG_VERDICT_BATTLES
@@ -162,18 +167,20 @@ class _AlpacaEvalScorer(_Scorer):
 
     def metrics(self, choices) -> dict:
         choices = self.check(choices)
-        outcome = _gather(self.preferences, choices) - 1.0
+        chosen = _gather(self.preferences, choices) - 1.0
+        outcome = chosen[~np.isnan(chosen)]  # a null preference (no verdict) is left out, as alpaca_eval does
         n = len(outcome)
         n_wins = int((outcome > 0.5).sum())
         n_draws = int((outcome == 0.5).sum())
         return {
-            "win_rate": float(outcome.mean() * 100),
+            "win_rate": float(outcome.mean() * 100) if n else math.nan,
             "standard_error": float(outcome.std(ddof=1) / math.sqrt(n) * 100) if n > 1 else math.nan,
             "n_wins": n_wins,
             "n_wins_base": int((outcome < 0.5).sum()),
             "n_draws": n_draws,
             "n_total": n,
-            "discrete_win_rate": (n_wins + n_draws / 2) / n * 100,
+            "n_unjudged": int(len(chosen) - n),
+            "discrete_win_rate": (n_wins + n_draws / 2) / n * 100 if n else math.nan,
             "avg_length": float(_gather(self.output_lengths, choices).mean()),
             "length_controlled_winrate": self._length_controlled(choices),
             "lc_method": self.lc_method,

@@ -40,7 +40,7 @@ import metrics  # noqa: E402
 from data import BENCHMARKS, load_benchmark  # noqa: E402
 from model.backbones import cache_dir  # noqa: E402
 from utils import plots  # noqa: E402
-from utils.io import DataError, atomic_write_text, read_json, write_json  # noqa: E402
+from utils.io import DataError, atomic_write_text, read_json, writable_dir, write_json  # noqa: E402
 
 logger = logging.getLogger("report")
 PLOT_COLUMNS = 4
@@ -60,29 +60,53 @@ class Run:
 
 def load_run(folder: str | Path) -> Run:
     """The run in ``folder``: its settings (config.json of eval_baseline.py or run_args.json of train.py), metrics
-    and test predictions."""
+    and test predictions, each checked (a DataError names the file, the entry and the field)."""
     folder = Path(folder)
     if not (folder / "metrics.json").exists():
         raise DataError(f"{folder / 'metrics.json'} not found: {folder} is not a finished run (eval_baseline.py and "
-                        f"train.py write metrics.json and test_predictions/ at the end).")
-    if (folder / "config.json").exists():
-        settings = read_json(folder / "config.json")
+                        f"train.py write metrics.json and test_predictions/ at the end). Pass a finished run folder.")
+    settings_path = folder / "config.json" if (folder / "config.json").exists() else folder / "run_args.json"
+    if not settings_path.exists():
+        raise DataError(f"{folder}: neither config.json (eval_baseline.py) nor run_args.json (train.py); cannot "
+                        f"tell which candidates it routes. Pass a run folder written by one of them.")
+    settings = read_json(settings_path)
+    candidates = settings.get("candidate_llms") if isinstance(settings, dict) else None
+    if not (isinstance(candidates, list) and candidates and all(isinstance(c, str) for c in candidates)):
+        raise DataError(f"{settings_path}: field 'candidate_llms' must list the names of the candidates the run "
+                        f"routes, got {candidates!r}. Rerun the evaluation, or restore the field.")
+    if settings_path.name == "config.json":
         name = settings.get("run_name") or folder.name
-    elif (folder / "run_args.json").exists():
-        settings = read_json(folder / "run_args.json")
+    else:
         name = settings.get("run_name") if settings.get("run_name") not in (None, settings.get("output_dir")) \
             else folder.name
-    else:
-        raise DataError(f"{folder}: neither config.json (eval_baseline.py) nor run_args.json (train.py); cannot "
-                        f"tell which candidates it routes.")
     summary = read_json(folder / "metrics.json")
-    run = Run(folder, name, summary, list(settings["candidate_llms"]), settings.get("data_dir"),
-              cost.score_kind_of(folder), settings.get("router_type") == "fixed")
+    if not isinstance(summary, dict):
+        raise DataError(f"{folder / 'metrics.json'}: expected a JSON object of per-benchmark metrics, got "
+                        f"{type(summary).__name__}. Rerun the evaluation.")
+    run = Run(folder, name, summary, list(candidates), settings.get("data_dir"), cost.score_kind_of(folder),
+              settings.get("router_type") == "fixed")
     for benchmark in BENCHMARKS:
         path = folder / "test_predictions" / f"{benchmark}.json"
         if benchmark in summary and path.exists():
-            run.predictions[benchmark] = read_json(path)
+            run.predictions[benchmark] = _predictions(path, len(candidates))
     return run
+
+
+def _predictions(path: Path, k: int) -> list[dict]:
+    """The rows of a test_predictions file, each with a ``prompt_id`` and ``router_scores`` (k finite numbers)."""
+    rows = read_json(path)
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a JSON list of predictions, got {type(rows).__name__}. Rerun the router.")
+    for index, row in enumerate(rows):
+        scores = row.get("router_scores") if isinstance(row, dict) else None
+        if not isinstance(row, dict) or "prompt_id" not in row:
+            raise DataError(f"{path}, entry {index}: field 'prompt_id' is missing. Rerun the router on the benchmark.")
+        if not (isinstance(scores, list) and len(scores) == k and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scores)):
+            raise DataError(f"{path}, entry {index} (prompt_id {row['prompt_id']!r}): field 'router_scores' must "
+                            f"hold {k} finite numbers, one per candidate, got {scores!r}. Rerun the router on the "
+                            f"benchmark.")
+    return rows
 
 
 def aligned_scores(run: Run, benchmark: str, records: list[dict]) -> np.ndarray:
@@ -230,16 +254,16 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
     for run in runs[1:]:
         if run.candidates != candidates:
             raise DataError(f"{run.folder} routes {run.candidates}, {runs[0].folder} routes {candidates}: a report "
-                            f"compares runs over the same candidates.")
+                            f"compares runs over the same candidates. Pass runs over the same candidate_llms, in the "
+                            f"same order.")
     names = [run.name for run in runs]
     if len(set(names)) != len(names):
         raise DataError(f"Two runs share a name ({names}); give them distinct run names.")
     data_dir = data_dir or runs[0].data_dir
     if not data_dir:
         raise DataError(f"{runs[0].folder}: no data_dir recorded; pass --data_dir.")
+    out = writable_dir(out, "--out")
     prices = cost.prices_from_config(cost.load_config(config_path), candidates, config_path)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
 
     analysis = analyse(runs, data_dir, prices)
     write_json(out / "cost_analysis.json", {"prices": {c: vars(p) for c, p in zip(candidates, prices)},

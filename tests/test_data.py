@@ -7,6 +7,7 @@ import csv
 import gzip
 import json
 import logging
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -342,6 +343,41 @@ def test_alpaca_eval_preference_out_of_range(data_dir):
     path.write_text(json.dumps(annotations))
     with pytest.raises(DataError, match=r"annotations\.json, prompt_id 1: field 'preference' is 2\.5"):
         load_benchmark("AlpacaEval", data_dir, ["m1"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Field cases from public bug reports: what the official scorers accept, we read the same way
+# --------------------------------------------------------------------------------------------------
+
+def test_alpaca_eval_reads_a_zero_preference_as_a_draw_and_null_as_no_verdict(data_dir):
+    # alpaca_eval (metrics/helpers.py) maps the older draw encoding 0 to 1.5 and drops null from every average.
+    path = data_dir / "test" / "AlpacaEval" / "m1" / "weighted_alpaca_eval_gpt4_turbo" / "annotations.json"
+    annotations = json.loads(path.read_text())
+    by_instruction = {row["instruction"]: row for row in annotations}
+    by_instruction["Say hi"]["preference"] = 0
+    by_instruction["Count to 3"]["preference"] = None
+    path.write_text(json.dumps(annotations))
+    say_hi, count = load_benchmark("AlpacaEval", data_dir, ["m1", "m2"])
+    assert say_hi["preferences"] == [1.5, 1.25] and say_hi["scores"] == [0.5, 0.25]
+    assert math.isnan(count["preferences"][0]) and count["preferences"][1] == 1.5
+    # no verdict routes as a loss to the reference (score 0), so the best candidate is m2 (0.5)
+    assert count["scores"] == [0.0, 0.5] and count["best_model_idx"] == 1
+
+
+def test_mt_bench_question_with_both_turns_unparsed_loads(data_dir, caplog):
+    # FastChat's show_result drops every row whose score is -1; a question with both turns -1 must not stop the load.
+    path = data_dir / "test" / "MT-Bench" / "judgments" / "gpt-4-0125-preview_judge_m1_single.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        if row["question_id"] == 81:
+            row["score"] = -1
+    write_jsonl(path, rows)
+    with caplog.at_level(logging.WARNING, logger="data.benchmarks"):
+        q81, q82 = load_benchmark("MT-Bench", data_dir, ["m1", "m2"])
+    assert "question 81, candidate m1: both turn scores are -1" in caplog.text
+    assert q81["turn_scores"] == [[-1, -1], [10, 10]]
+    assert q81["scores"] == [1.0, 10.0] and q81["best_model_idx"] == 1  # unjudged: the scale's lowest score, 1
+    assert q82["scores"] == [9.0, 4.0]  # m1 [9, -1]: the valid turn only
 
 
 # --------------------------------------------------------------------------------------------------

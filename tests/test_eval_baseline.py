@@ -14,7 +14,7 @@ import eval_baseline
 from args import EvalArguments, as_list
 from data.cross_fit import fold_of
 from routers.base import Router
-from utils.io import read_json
+from utils.io import DataError, read_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "compressed_data"
@@ -101,17 +101,31 @@ def test_as_list_accepts_every_form_fire_passes():
 
 def test_eval_arguments_defaults_and_validation(tmp_path):
     for folder, score_dir in ((tmp_path / "train" / "A", "responses"), (tmp_path / "B", "scored")):
-        (folder / score_dir).mkdir(parents=True)
-        (folder / "instructions.jsonl").write_text("")
-        (folder / score_dir / "m.jsonl").write_text("")
+        write_text(folder / "instructions.jsonl", '{"prompt_id": "a", "prompt": "b"}
+')
+        write_text(folder / score_dir / "m.jsonl", "")
     args = EvalArguments(data_dir=tmp_path, train_datasets="A/responses," + str(tmp_path / "B"))
     assert args.test_datasets == ["AlpacaEval", "ArenaHard", "MT-Bench", "GSM8k", "MATH", "HumanEval", "MBPP"]
     assert args.candidate_llms[0] == "Yi-1.5-34B-Chat" and len(args.candidate_llms) == 5
     assert args.train_sets() == [(tmp_path / "train" / "A", "responses"), (tmp_path / "B", "scored")]
-    with pytest.raises(ValueError, match="Unknown test_datasets \\['GSM8K'\\]"):
-        EvalArguments(test_datasets="GSM8K")
-    with pytest.raises(ValueError, match="cross_fit_folds must be 0 \\(off\\) or at least 2"):
-        EvalArguments(cross_fit_folds=1)
+    with pytest.raises(ValueError, match="Unknown --test_datasets \['GSM8K'\]"):
+        EvalArguments(data_dir=tmp_path, test_datasets="GSM8K")
+    with pytest.raises(ValueError, match="--cross_fit_folds must be 0 \(off\) or at least 2"):
+        EvalArguments(data_dir=tmp_path, cross_fit_folds=1)
+    assert EvalArguments(data_dir=tmp_path, cross_fit_folds="2", seed=3.0).cross_fit_folds == 2
+    for flag, value in (("cross_fit_folds", 2.5), ("cross_fit_folds", "two"), ("seed", True), ("seed", "x")):
+        with pytest.raises(ValueError, match=f"--{flag} must be an integer"):
+            EvalArguments(data_dir=tmp_path, **{flag: value})
+    with pytest.raises(ValueError, match="--test_datasets is empty"):
+        EvalArguments(data_dir=tmp_path, test_datasets=",")
+    with pytest.raises(ValueError, match="--train_split must be one of all, train, eval, got 'dev'"):
+        EvalArguments(data_dir=tmp_path, train_split="dev")
+    with pytest.raises(DataError, match="--train_datasets 'C': neither .* holds instructions.jsonl"):
+        EvalArguments(data_dir=tmp_path, train_datasets="C")
+    with pytest.raises(DataError, match="--train_datasets 'A/scored': score directory .* not found; .* has responses"):
+        EvalArguments(data_dir=tmp_path, train_datasets="A/scored")
+    with pytest.raises(DataError, match="nowhere: --data_dir is not a folder"):
+        EvalArguments(data_dir=tmp_path / "nowhere")
 
 
 # ------------------------------------------------------------------------------------------------

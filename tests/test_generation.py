@@ -219,7 +219,7 @@ def test_make_training_set_samples_prompts_and_holds_some_out(tmp_path):
 def test_read_instructions_refuses_repeated_ids_and_empty_prompts(tmp_path):
     path = tmp_path / "instructions.jsonl"
     write_jsonl(path, [{"prompt_id": "a", "prompt": "x"}, {"prompt_id": "a", "prompt": "y"}])
-    with pytest.raises(DataError, match="line 2: field 'prompt_id'.*repeated"):
+    with pytest.raises(DataError, match=r"line 2: field 'prompt_id' \('a'\) repeats line 1"):
         read_instructions(path)
     write_jsonl(path, [{"prompt_id": "a", "prompt": " "}])
     with pytest.raises(DataError, match="prompt_id 'a': field 'prompt'"):
@@ -268,6 +268,42 @@ def test_compute_rewards_refuses_responses_to_unknown_queries(tmp_path):
     write_jsonl(set_dir / "responses" / "m.jsonl", [{"prompt_id": "zz", "response": "1"}])
     with pytest.raises(DataError, match="m.jsonl, line 1: field 'prompt_id' \\('zz'\\)"):
         compute_rewards.main(scorer="math_answer", data_dir=str(set_dir), llms="m")
+
+
+@pytest.mark.parametrize("responses, message", [
+    # a repeated id once wrote 11 scored lines for 10 queries
+    (lambda rows: rows + [rows[4]], r"m\.jsonl, line 11, prompt_id 'q4': field 'prompt_id' repeats line 5"),
+    (lambda rows: rows[:7], r"m\.jsonl: no response for 3 of the 10 prompts of instructions\.jsonl \(field "
+                            r"'prompt_id'; e\.g\. \['q7', 'q8', 'q9'\]\)\. Generate the missing ones"),
+    (lambda rows: [], r"m\.jsonl: no responses; the file is empty\. Generate them"),
+], ids=["duplicate id", "missing ids", "empty"])
+def test_compute_rewards_refuses_an_incomplete_responses_file_before_scoring(tmp_path, responses, message):
+    set_dir = tmp_path / "set"
+    write_jsonl(set_dir / "instructions.jsonl", [{**row, "answer": "1"} for row in instructions(10)])
+    rows = [{"prompt_id": f"q{i}", "response": "\\boxed{1}"} for i in range(10)]
+    write_jsonl(set_dir / "responses" / "m.jsonl", responses(rows))
+    before = (set_dir / "responses" / "m.jsonl").read_bytes()
+    with pytest.raises(DataError, match=message):
+        compute_rewards.main(scorer="math_answer", data_dir=str(set_dir), llms="m")
+    assert (set_dir / "responses" / "m.jsonl").read_bytes() == before  # nothing scored, nothing rewritten
+    assert sorted(p.name for p in (set_dir / "responses").iterdir()) == ["m.jsonl"]  # no progress file
+
+
+def test_compute_rewards_checks_every_candidate_before_scoring_any(tmp_path):
+    set_dir = tmp_path / "set"
+    write_jsonl(set_dir / "instructions.jsonl", [{"prompt_id": "a", "prompt": "p", "answer": "1"}])
+    write_jsonl(set_dir / "responses" / "m1.jsonl", [{"prompt_id": "a", "response": "1"}])
+    write_jsonl(set_dir / "responses" / "m2.jsonl", [{"prompt_id": "a", "response": 1}])
+    with pytest.raises(DataError, match=r"m2\.jsonl, line 1, prompt_id 'a': field 'response'"):
+        compute_rewards.main(scorer="math_answer", data_dir=str(set_dir), llms="m1,m2")
+    assert "score" not in read_jsonl(set_dir / "responses" / "m1.jsonl")[0]  # m1 was not scored either
+
+
+def test_generate_responses_refuses_an_empty_instructions_file_before_loading_a_model(tmp_path):
+    (tmp_path / "instructions.jsonl").write_text("")
+    with pytest.raises(DataError, match=r"instructions\.jsonl: no instructions; the file is empty"):
+        generate_responses.main(data_path=str(tmp_path / "instructions.jsonl"), model_path=str(tmp_path))
+    assert not (tmp_path / "responses").exists()
 
 
 @pytest.mark.skipif(sys.platform != "linux" or not isolation().bwrap_prefix,

@@ -53,6 +53,44 @@ def test_alpaca_raw_win_rate_standard_error_and_counts():
     assert result["lc_method"] == "offline_glm_annotations"
 
 
+def test_alpaca_null_preference_is_left_out_of_the_averages():
+    # alpaca_eval's describe_head2head drops preferences that are not in [1, 2] (null / NaN) from every count
+    nan = math.nan
+    examples = alpaca_records([[2.0, 1.0], [nan, 1.0], [1.75, 2.0], [1.5, 1.0]],
+                              [[100, 10], [200, 20], [300, 30], [400, 40]], [150, 150, 150, 150])
+    result = metrics.alpaca_eval_metrics(examples, [0, 0, 0, 0], difficulty_for(examples, [0.1, -0.2, 0.3, 0.0]))
+    # judged outcomes 1, 0.75, 0.5: mean 0.75; sample std 0.25; sem 0.25 / sqrt(3)
+    assert result["win_rate"] == pytest.approx(75.0)
+    assert result["standard_error"] == pytest.approx(0.25 / math.sqrt(3) * 100)
+    assert (result["n_wins"], result["n_wins_base"], result["n_draws"], result["n_total"]) == (2, 0, 1, 3)
+    assert result["n_unjudged"] == 1
+    assert result["discrete_win_rate"] == pytest.approx((2 + 0.5) / 3 * 100)
+    assert result["avg_length"] == pytest.approx(250.0)  # every routed answer has a length
+    assert math.isfinite(result["length_controlled_winrate"])
+
+
+def test_alpaca_lc_fits_on_judged_answers_and_predicts_every_instruction():
+    # alpaca_eval's glm_winrate fits on the rows whose preference is not NaN and averages the length-free
+    # prediction over all rows. With exact soft labels the fit recovers the generating coefficients, so the LC win
+    # rate is 100 * mean_i sigmoid(bias + gamma * d_i) over all 40 instructions, nulls included.
+    rng = np.random.default_rng(3)
+    n, bias, phi, gamma = 40, -0.3, 0.9, 0.7
+    difficulty = rng.normal(size=n)
+    outputs, references = rng.integers(200, 3000, n), rng.integers(500, 2500, n)
+    delta = references - outputs
+    feature = np.tanh(delta / np.std(delta, ddof=1))
+    preferences = 1 + expit(bias + phi * feature + gamma * difficulty)
+    unjudged = list(np.argsort(difficulty)[-5:])  # the five largest difficulty values
+    preferences[unjudged] = math.nan
+    examples = alpaca_records([[p] for p in preferences], [[o] for o in outputs], references)
+    result = metrics.alpaca_eval_metrics(examples, [0] * n, difficulty_for(examples, difficulty))
+    every = expit(bias + gamma * difficulty).mean() * 100
+    judged_only = np.delete(expit(bias + gamma * difficulty), unjudged).mean() * 100
+    assert abs(every - judged_only) > 0.5  # the two readings differ here, so the check below tells them apart
+    assert result["length_controlled_winrate"] == pytest.approx(every, abs=1e-6)
+    assert result["n_total"] == n - len(unjudged)
+
+
 def test_length_feature_is_tanh_of_standardised_reference_minus_output():
     feature = alpaca_lc.length_feature([10, 10, 10], [8, 10, 12])  # deltas 2, 0, -2; sample std 2
     assert feature == pytest.approx([math.tanh(1), 0.0, math.tanh(-1)])
@@ -227,6 +265,20 @@ def test_mt_bench_drops_parse_failures_like_fastchat():
     assert result["mean_of_turns"] == pytest.approx((9 + 19 / 3) / 2)
     assert result["per_category"] == pytest.approx({"math": 4.0, "writing": 8.25})
     assert result["parse_failures_dropped"] == 1
+
+
+def test_mt_bench_answer_with_both_turns_unparsed_counts_nowhere():
+    # routing scores as the reader gives them: 1.0 (the scale's lowest) for the answer with both turns -1
+    examples = [record(0, [1.0, 7.0], turn_scores=[[-1, -1], [6, 8]], category="writing"),
+                record(1, [8.0, 2.0], turn_scores=[[9, 7], [2, -1]], category="math")]
+    to_first = metrics.mt_bench_metrics(examples, [0, 0])
+    assert (to_first["mean_score"], to_first["turn1"], to_first["turn2"]) == (8.0, 9.0, 7.0)
+    assert to_first["parse_failures_dropped"] == 2
+    assert math.isnan(to_first["per_category"]["writing"])  # no valid turn left in that category
+    to_second = metrics.mt_bench_metrics(examples, [1, 1])
+    assert to_second["mean_score"] == pytest.approx(16 / 3) and to_second["turn2"] == 8.0
+    result = metrics.evaluate("MT-Bench", examples, [0, 0])
+    assert result["oracle"] == pytest.approx(15 / 2)  # best_model_idx [1, 0]: turns 6, 8 and 9, 7 -> 30 / 4
 
 
 # ------------------------------------------------------------------------------------------------ evaluate

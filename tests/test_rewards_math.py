@@ -1,6 +1,10 @@
 """The math_answer scorer: answer extraction and normalisation on hand-written cases."""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+from rewards import math_answer
 from rewards.math_answer import (MathAnswerScorer, answers_match, as_number, extract_answer, last_boxed,
                                  normalize)
 from utils.io import DataError
@@ -112,3 +116,58 @@ def test_scorer_records_prediction_reference_and_score():
 def test_scorer_needs_a_reference():
     with pytest.raises(DataError, match="prompt_id 'z': no reference answer"):
         MathAnswerScorer().score([{"prompt_id": "z", "prompt": "p"}], ["1"])
+
+
+# Field cases from public bug reports: each response scored against its reference, the right score by hand.
+FIELD_CASES = [
+    ("so \\boxed{-\\frac 12}", "-\\frac{1}{2}", 1.0),          # a space inside \frac
+    ("The total is $9{,}500$.", "9500", 1.0),                 # LaTeX thousands separator, unboxed
+    ("The total is $9{,}501$.", "9500", 0.0),
+    ("\\boxed{1/\\sqrt2}", "\\frac{\\sqrt{2}}{2}", 1.0),
+    ("\\boxed{1/\\sqrt3}", "\\frac{\\sqrt{2}}{2}", 0.0),
+    ("\\boxed{\\pi/2}", "\\frac{\\pi}{2}", 1.0),
+    ("\\boxed{\\pi/3}", "\\frac{\\pi}{2}", 0.0),
+    ("\\boxed{3\\sqrt2}", "\\sqrt{18}", 1.0),
+    ("\\boxed{3\\sqrt3}", "\\sqrt{18}", 0.0),
+    ("The answer is \\boxed{\\text{(A)}}", "A", 1.0),
+    ("The answer is \\boxed{\\text{(B)}}", "A", 0.0),
+    ("\\boxed{\\{3, 1, 2\\}}", "\\{1,2,3\\}", 1.0),            # set equality, any order
+    ("\\boxed{\\{1, 2\\}}", "\\{1,2,3\\}", 0.0),
+]
+
+
+def field_instructions():
+    return [{"prompt_id": str(i), "prompt": "p", "answer": reference}
+            for i, (_, reference, _) in enumerate(FIELD_CASES)]
+
+
+def test_field_cases_score_as_a_grader_would():
+    records = MathAnswerScorer().score(field_instructions(), [response for response, _, _ in FIELD_CASES])
+    assert [(r["prediction"], r["score"]) for r in records] == [
+        ("-\\frac 12", 1.0), ("9,500", 1.0), ("9,501", 0.0), ("1/\\sqrt2", 1.0), ("1/\\sqrt3", 0.0), ("\\pi/2", 1.0),
+        ("\\pi/3", 0.0), ("3\\sqrt2", 1.0), ("3\\sqrt3", 0.0), ("\\text{(A)}", 1.0), ("\\text{(B)}", 0.0),
+        ("\\{3, 1, 2\\}", 1.0), ("\\{1, 2\\}", 0.0)]
+    assert [r["score"] for r in records] == [score for _, _, score in FIELD_CASES]
+
+
+def test_scoring_from_worker_threads_gives_the_same_scores():
+    # math-verify's timeouts use SIGALRM, which only the main thread may set; a worker thread runs without them
+    responses = [response for response, _, _ in FIELD_CASES]
+    with ThreadPoolExecutor(2) as pool:
+        chunks = list(pool.map(lambda i: MathAnswerScorer().score(field_instructions()[i::2], responses[i::2]), [0, 1]))
+    assert [r["score"] for r in chunks[0]] == [score for _, _, score in FIELD_CASES][0::2]
+    assert [r["score"] for r in chunks[1]] == [score for _, _, score in FIELD_CASES][1::2]
+
+
+def test_math_verify_timeouts_are_on_only_on_the_main_thread(monkeypatch):
+    seen = []
+
+    def parse(text, parsing_timeout):
+        seen.append((threading.current_thread() is threading.main_thread(), parsing_timeout))
+        return []
+
+    monkeypatch.setattr(math_answer, "math_verify_parse", parse)
+    math_answer.math_verify_equal("1", "1")
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(math_answer.math_verify_equal, "1", "1").result()
+    assert seen == [(True, math_answer.MATH_VERIFY_TIMEOUT_S)] * 2 + [(False, None)] * 2

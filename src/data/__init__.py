@@ -22,7 +22,7 @@ Benchmarks live under ``<data_dir>/test/<Benchmark>``, training sets under ``<da
 ``.gz`` files are read directly when the plain file is absent.
 """
 from .benchmarks import BENCHMARKS, PAPER_CANDIDATES, available_candidates, load_benchmark
-from .train_sets import load_train_set, resolve_train_set
+from .train_sets import load_train_set, load_train_sets, resolve_train_set
 
 __all__ = ["BENCHMARKS", "PAPER_CANDIDATES", "available_candidates", "load_benchmark", "load_train_set",
-           "resolve_train_set"]
+           "load_train_sets", "resolve_train_set"]

@@ -6,12 +6,13 @@ candidates' responses and scores in ``candidate_llms`` order. Formats, as releas
 
     AlpacaEval  instructions.jsonl (instruction, reference = gpt4_1106_preview's output);
                 <llm>/model_outputs.json; <llm>/weighted_alpaca_eval_gpt4_turbo/annotations.json
-                (output_1 = the reference, output_2 = the candidate, preference in [1, 2])
+                (output_1 = the reference, output_2 = the candidate, preference in [1, 2]; as alpaca_eval reads
+                them, 0 is the older encoding of a draw (1.5) and null a missing verdict, left out of the metrics)
     ArenaHard   question.jsonl; model_answer/<llm>.jsonl; model_judgment/<llm>.jsonl with two games per
                 question: game 1 puts the gpt-4-0314 baseline in slot A and the candidate in slot B, game 2
                 swaps them (checked against the judge prompts of the released files)
     MT-Bench    question.jsonl; judgments/gpt-4-0125-preview_judge_<llm>_single.jsonl (one row per turn;
-                the turn-1 judge prompt quotes the candidate's turn-1 answer)
+                the turn-1 judge prompt quotes the candidate's turn-1 answer; score -1 = judge parse failure)
     GSM8k, MATH         <llm>.json: details[id] with prompt[0].prompt, origin_prediction, correct
     HumanEval, MBPP     predictions/<llm>.json: [id] origin_prompt[0].prompt, prediction;
                         results/<llm>.json: details[id].is_correct
@@ -24,7 +25,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from utils.io import DataError, read_json, read_jsonl, resolve
+from utils.alpaca_lc import read_preference
+from utils.io import DataError, read_json, read_jsonl, require_rows, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,13 @@ MT_BENCH_JUDGE_PREFIX = "gpt-4-0125-preview_judge_"
 MT_BENCH_JUDGE_SUFFIX = "_single.jsonl"
 MT_BENCH_ANSWER_START = "[The Start of Assistant's Answer]\n"
 MT_BENCH_ANSWER_END = "\n[The End of Assistant's Answer]"
+
+MT_BENCH_PARSE_FAILURE = -1  # the judge's score when its rating could not be parsed (FastChat)
+# Routing scores of answers the judge left without a usable verdict. The metrics leave those answers out, as the
+# official scorers do; for routing they count as the worst outcome, so that neither the oracle nor a trained router
+# prefers an answer of unknown quality to a judged one.
+MT_BENCH_UNJUDGED_SCORE = 1.0  # both turns -1: the lowest score of the judge's 1-10 scale
+ALPACA_UNJUDGED_SCORE = 0.0    # preference null: a loss to the reference (preference 1)
 
 # A game's outcome for the candidate, given the judge's verdict and the candidate's slot.
 ARENA_OUTCOME_AS_B = {"B>>A": 1.0, "B>A": 0.75, "A=B": 0.5, "A>B": 0.25, "A>>B": 0.0}
@@ -208,7 +217,8 @@ def _check_same_instructions(indexed: dict[str, dict], expected: dict[str, str],
 
 def _load_alpaca_eval(folder: Path, candidates: list[str]) -> list[dict]:
     instructions_path = resolve(folder / "instructions.jsonl")
-    instructions = read_jsonl(instructions_path)
+    instructions = require_rows(read_jsonl(instructions_path), instructions_path, "instructions",
+                                "Write one JSON object per line with the instruction and the reference output.")
     by_text = _by_instruction(instructions, instructions_path, "instruction")
     labels = {instruction: f"prompt_id {position}" for position, instruction in enumerate(by_text)}
 
@@ -236,12 +246,7 @@ def _load_alpaca_eval(folder: Path, candidates: list[str]) -> list[dict]:
             if annotation.get("output_2") != outputs[llm][instruction]:
                 raise DataError(f"{where}: field 'output_2' differs from {outputs_path.name}'s output. The "
                                 f"annotations must judge the candidate's released outputs; re-annotate.")
-            preference = numeric(annotation.get("preference"), where, "preference",
-                                 "Re-run the alpaca_eval annotator for this instruction.")
-            if not 1.0 <= preference <= 2.0:
-                raise DataError(f"{where}: field 'preference' is {preference}, outside [1, 2]. Re-run the "
-                                f"alpaca_eval annotator for this instruction.")
-            preferences[llm][instruction] = preference
+            preferences[llm][instruction] = read_preference(annotation.get("preference"), where)
 
     records = []
     for position, (instruction, row) in enumerate(by_text.items()):
@@ -250,7 +255,8 @@ def _load_alpaca_eval(folder: Path, candidates: list[str]) -> list[dict]:
         responses = [outputs[llm][instruction] for llm in candidates]
         prefs = [preferences[llm][instruction] for llm in candidates]
         records.append(make_record(
-            str(position), instruction, "AlpacaEval", responses, [p - 1.0 for p in prefs],
+            str(position), instruction, "AlpacaEval", responses,
+            [ALPACA_UNJUDGED_SCORE if math.isnan(p) else p - 1.0 for p in prefs],
             preferences=prefs,
             output_lengths=[len(response) for response in responses],
             reference_output=reference,
@@ -312,7 +318,9 @@ def _read_questions(folder: Path, read_question: Callable[[dict, str], Any]) -> 
     """``{question_id: read_question(row, where)}`` for ``question.jsonl``, each id present and used once."""
     path = resolve(folder / "question.jsonl")
     questions = {}
-    for lineno, row in enumerate(read_jsonl(path), 1):
+    rows = require_rows(read_jsonl(path), path, "questions",
+                        "Write one JSON object per line with its question_id and turns.")
+    for lineno, row in enumerate(rows, 1):
         question_id = row.get("question_id")
         where = f"{path}, line {lineno}, question_id {question_id!r}"
         if question_id is None or question_id in questions:
@@ -436,6 +444,8 @@ def _id_map(obj: Any, path: Path) -> dict:
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a JSON object mapping ids to entries, got {type(obj).__name__}. "
                         f"Regenerate the file with OpenCompass.")
+    if not obj:
+        raise DataError(f"{path}: no entries (an empty JSON object). Regenerate the file with OpenCompass.")
     return obj
 
 
@@ -470,7 +480,8 @@ def _check_same_ids(ids, expected_ids: list[str], path: Path, first_path: Path) 
     if missing or extra:
         problem = f"misses id {missing[0]!r}" if missing else f"has id {extra[0]!r}"
         raise DataError(f"{path}: {problem} ({len(missing)} missing, {len(extra)} extra compared with "
-                        f"{first_path}). Every candidate file must cover the same question ids.")
+                        f"{first_path}). Regenerate the file so that every candidate file covers the same question "
+                        f"ids.")
 
 
 def _assemble(source: str, candidates: list[str], per_candidate: dict[str, tuple[Path, dict]]) -> list[dict]:
@@ -541,10 +552,12 @@ BENCHMARK_READERS: dict[str, Callable[[Path, list[str]], list[dict]]] = {
 
 
 def _mean_valid_turns(turns: list, question_id, llm: str) -> float:
-    """A query's routing score: the mean of its valid turn scores. A judge parse failure (−1) is left
-    out, as FastChat's show_result drops those rows; ``turn_scores`` keeps the raw values."""
-    valid = [t for t in turns if t != -1]
+    """A query's routing score: the mean of its valid turn scores. A judge parse failure (−1) is left out, as
+    FastChat's show_result drops those rows; ``turn_scores`` keeps the raw values. With no valid turn the answer is
+    unjudged and routes as the lowest score of the scale (``MT_BENCH_UNJUDGED_SCORE``); the metric drops it."""
+    valid = [t for t in turns if t != MT_BENCH_PARSE_FAILURE]
     if not valid:
-        raise DataError(f"MT-Bench question {question_id}, candidate {llm}: both turn scores are -1 (judge "
-                        f"parse failures). Re-judge that question.")
+        logger.warning("MT-Bench question %s, candidate %s: both turn scores are -1 (judge parse failures); the "
+                       "answer routes as %s and the metric drops its turns", question_id, llm, MT_BENCH_UNJUDGED_SCORE)
+        return MT_BENCH_UNJUDGED_SCORE
     return sum(valid) / len(valid)

@@ -8,7 +8,8 @@ A training set is a folder ``<set>/``:
     eval_ids.json               the prompt_ids held out for validation (a JSON list)
 
 ``load_train_set`` returns records of the contract in ``data/__init__.py`` in instructions order, with
-``source`` = the set folder's name.
+``source`` = the set folder's name (an empty instructions.jsonl is a DataError). ``load_train_sets`` reads several
+sets and refuses a split that is empty across all of them.
 
 A training set is named on the command line (``--train_datasets``) as ``<set>/<score dir>``, relative to
 ``<data_dir>/train`` or absolute, the paper's form (e.g. ``SelfOSSInstructSC2_filtered2/responses``,
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from utils.io import DataError, exists, read_json, read_jsonl, resolve
+from utils.io import DataError, exists, read_json, read_jsonl, require_rows, resolve
 
 from .benchmarks import check_candidates, files_named, make_record, nonempty_text, numeric, text
 
@@ -30,7 +31,9 @@ SPLITS = ("all", "train", "eval")
 def _read_instructions(path: Path) -> dict[str, str]:
     """``{prompt_id: prompt}`` in file order, refusing missing, duplicate or empty fields."""
     prompts, first_line = {}, {}
-    for lineno, row in enumerate(read_jsonl(path), 1):
+    rows = require_rows(read_jsonl(path), path, "queries",
+                        "Write one JSON object per line with a unique prompt_id and the prompt.")
+    for lineno, row in enumerate(rows, 1):
         prompt_id = row.get("prompt_id")
         where = f"{path}, line {lineno}, prompt_id {prompt_id!r}"
         nonempty_text(prompt_id, where, "prompt_id", "Give every query a unique string prompt_id.")
@@ -150,3 +153,27 @@ def load_train_set(set_dir: str | os.PathLike, candidate_llms: list[str], score_
                     [answers[llm][prompt_id][1] for llm in candidates])
         for prompt_id in selected_ids
     ]
+
+
+def load_train_sets(sets: list[tuple[str | os.PathLike, str]], candidate_llms: list[str],
+                    split: str = "all") -> list[dict]:
+    """The ``split`` records of every ``(set folder, score directory)`` in ``sets`` (``resolve_train_set``),
+    concatenated in that order.
+
+    One set may hold only validation queries (or none), but when the split is empty across all the sets it is a
+    DataError naming their eval_ids.json files: a "train" split with every query held out, an "eval" split with
+    none held out.
+    """
+    records = [record for set_dir, score_dir in sets
+               for record in load_train_set(set_dir, candidate_llms, score_dir=score_dir, split=split)]
+    if sets and not records:
+        raise empty_split_error([set_dir for set_dir, _ in sets], split)
+    return records
+
+
+def empty_split_error(set_dirs: list[str | os.PathLike], split: str) -> DataError:
+    """The error for a ``split`` that is empty across the training sets ``set_dirs``."""
+    files = ", ".join(str(Path(set_dir) / "eval_ids.json") for set_dir in set_dirs)
+    held_out = "every query" if split == "train" else "no query"
+    return DataError(f"{files}: split {split!r} is empty: eval_ids.json holds out {held_out} of the training "
+                     f"set(s). List some, but not all, prompt_ids of a set in its eval_ids.json.")

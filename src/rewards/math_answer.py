@@ -1,12 +1,22 @@
 """The ``math_answer`` scorer: the response's final answer against the reference answer, score 1 or 0.
 
-The final answer is the content of the last ``\\boxed{...}`` (nested braces allowed; ``\\fbox`` too),
-else the last number in the response. Both sides are normalised before comparing: dollar signs and
-math delimiters, ``\\left``/``\\right``, spacing commands, a unit in ``\\text{...}`` after a number,
-``\\text{...}`` wrappers, degrees and
-percent signs, ``\\dfrac``/``\\tfrac``, ``\\frac12``, a leading ``x =``, a final period. Values that
-read as numbers (thousands separators, trailing zeros, ``\\frac{a}{b}``, ``a/b``, decimals) compare
-exactly as rationals; tuples and lists compare element by element; anything else as normalised text.
+Extraction (ours): the content of the last ``\\boxed{...}`` (nested braces allowed; ``\\fbox`` too), else the last
+number in the response, after LaTeX thousands separators between digit groups (``9{,}500``, ``9\\,500``) are read
+as commas, so ``$9{,}500$`` is 9500.
+
+Equivalence: Hugging Face's ``math-verify`` (PyPI ``math-verify``, offline) parses the extracted answer and the
+reference as LaTeX and compares them symbolically and numerically: ``-\\frac 12`` = ``-\\frac{1}{2}``,
+``1/\\sqrt2`` = ``\\sqrt2/2``, ``\\pi/2`` = ``\\frac{\\pi}{2}``, ``3\\sqrt2`` = ``\\sqrt{18}``,
+``\\text{(A)}`` = ``A``, sets in any order. When it does not find them equal (or cannot parse one), our normalised
+comparison decides: dollar signs and math delimiters, ``\\left``/``\\right``, spacing commands, a unit in
+``\\text{...}`` after a number, ``\\text{...}`` wrappers, degrees and percent signs, ``\\dfrac``/``\\tfrac``,
+``\\frac12``, a leading ``x =`` and a final period are removed; values that read as numbers (thousands separators,
+trailing zeros, ``\\frac{a}{b}``, ``a/b``, decimals) compare exactly as rationals; tuples and lists compare element
+by element; anything else as normalised text.
+
+math-verify bounds each parse and comparison with a timeout (``MATH_VERIFY_TIMEOUT_S``) through ``SIGALRM``, which
+only the main thread can set: on the main thread (compute_rewards scores there; so does any worker process) the
+timeouts are on; called from another thread, the check runs with them off, unbounded.
 
 The reference is the instruction's ``answer`` field (``expected_answer``, OpenMathInstruct-2's name,
 is read too).
@@ -14,11 +24,17 @@ is read too).
 from __future__ import annotations
 
 import re
+import threading
 from fractions import Fraction
+
+from math_verify import parse as math_verify_parse
+from math_verify import verify as math_verify
 
 from utils.io import DataError
 
+MATH_VERIFY_TIMEOUT_S = 5
 BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
+LATEX_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|\\,|\\!|\\ )(?=\d{3}(?!\d))")
 LAST_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 DECIMAL = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
@@ -59,11 +75,12 @@ def last_boxed(text: str) -> str | None:
 
 
 def extract_answer(response: str) -> str | None:
-    """The final answer of ``response``: the last boxed content, else the last number."""
+    """The final answer of ``response``: the last boxed content, else the last number (LaTeX thousands separators
+    read as commas)."""
     boxed = last_boxed(response)
     if boxed is not None:
         return boxed
-    numbers = LAST_NUMBER.findall(response)
+    numbers = LAST_NUMBER.findall(LATEX_THOUSANDS.sub(",", response))
     return numbers[-1] if numbers else None
 
 
@@ -133,18 +150,28 @@ def _same(prediction: str, reference: str) -> bool:
     return False
 
 
+def math_verify_equal(prediction: str, reference: str) -> bool:
+    """Whether math-verify parses both answers (read as inline LaTeX) and finds them equal; its timeouts are on only
+    on the main thread (see the module docstring)."""
+    timeout = MATH_VERIFY_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+    gold = math_verify_parse(f"${reference.strip().strip('$')}$", parsing_timeout=timeout)
+    target = math_verify_parse(f"${prediction.strip().strip('$')}$", parsing_timeout=timeout)
+    return bool(gold) and bool(target) and math_verify(gold, target, timeout_seconds=timeout)
+
+
 def answers_match(prediction: str | None, reference: str) -> bool:
-    """Whether the extracted ``prediction`` states the ``reference`` answer."""
+    """Whether the extracted ``prediction`` states the ``reference`` answer: math-verify's equivalence, else our
+    normalised comparison."""
     if prediction is None:
         return False
-    return _same(normalize(prediction), normalize(reference))
+    return math_verify_equal(prediction, reference) or _same(normalize(prediction), normalize(reference))
 
 
 def reference_of(instruction: dict) -> str:
     for field in ("answer", "expected_answer"):
         if instruction.get(field) is not None:
             return str(instruction[field])
-    raise DataError(f"instructions, prompt_id {instruction.get('prompt_id')!r}: no reference answer. Add an "
+    raise DataError(f"prompt_id {instruction.get('prompt_id')!r}: no reference answer (field 'answer'). Add an "
                     f"'answer' field (or 'expected_answer') to every instruction scored with math_answer.")
 
 

@@ -43,7 +43,7 @@ def build_router(router_type: str, **kwargs) -> Router:
     unknown = sorted(set(kwargs) - set(inspect.signature(cls).parameters))
     if unknown:
         raise ValueError(f"The {router_type} router does not take {', '.join(unknown)}; it takes: "
-                         f"{', '.join(accepted) or 'no arguments'}.")
+                         f"{', '.join(accepted) or 'no arguments'}. Fix the argument's name (or drop it).")
     return cls(**kwargs)
 
 

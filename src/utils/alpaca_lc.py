@@ -283,17 +283,20 @@ def annotation_files(annotations_root: str | os.PathLike) -> dict[str, Path]:
     return found
 
 
-def _preference(value, where: str) -> float:
-    if value is None:
+def read_preference(value, where: str) -> float:
+    """An annotation's ``preference`` as alpaca_eval reads it (``metrics/helpers.py``): a number in [1, 2] (1: the
+    reference wins, 2: the model wins, 1.5: a draw); 0, the older encoding of a draw, reads as 1.5; null or NaN (no
+    verdict) reads as NaN, which every average leaves out. Anything else is a DataError naming ``where`` and the
+    field."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return math.nan
-    try:
-        preference = float(value)
-    except (TypeError, ValueError):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DataError(f"{where}: field 'preference' is {value!r}, not a number. Re-run the alpaca_eval "
-                        f"annotator for this instruction.") from None
+                        f"annotator for this instruction.")
+    preference = float(value)
     if preference == 0.0:  # alpaca_eval's legacy encoding of a draw
         preference = 1.5
-    if not (math.isnan(preference) or 1.0 <= preference <= 2.0):
+    if not 1.0 <= preference <= 2.0:
         raise DataError(f"{where}: field 'preference' is {preference}, outside [1, 2]. Re-run the alpaca_eval "
                         f"annotator for this instruction.")
     return preference
@@ -318,7 +321,7 @@ def read_annotations(annotations_root: str | os.PathLike) -> AnnotationTable:
             if row["instruction"] in by_instruction:
                 raise DataError(f"{where}: field 'instruction' repeats an earlier entry. Keep one annotation "
                                 f"per instruction.")
-            by_instruction[row["instruction"]] = (_preference(row.get("preference"), where),
+            by_instruction[row["instruction"]] = (read_preference(row.get("preference"), where),
                                                   len(row["output_2"]), len(row["output_1"]))
         if instructions is None:
             instructions = list(by_instruction)

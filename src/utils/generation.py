@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.io import DataError, exists, read_jsonl, write_json, write_jsonl
+from utils.io import DataError, exists, read_jsonl, require_rows, resolve, write_json, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -180,17 +180,24 @@ class ResumableJsonl:
 
 
 def read_instructions(path: str | os.PathLike) -> list[dict]:
-    """Rows of an instructions file, each with a unique string ``prompt_id`` and a non-empty ``prompt``."""
-    rows, seen = read_jsonl(path), set()
+    """Rows of an instructions file, each with a unique string ``prompt_id`` and a non-empty ``prompt``; an empty file
+    or a bad row is a DataError naming the file, the line and the field."""
+    path = resolve(path)
+    rows = require_rows(read_jsonl(path), path, "instructions",
+                        "Write one JSON object per line with a unique string prompt_id and the prompt text.")
+    first_line: dict[str, int] = {}
     for lineno, row in enumerate(rows, 1):
         prompt_id = row.get("prompt_id")
-        if not isinstance(prompt_id, str) or not prompt_id or prompt_id in seen:
-            raise DataError(f"{path}, line {lineno}: field 'prompt_id' is missing, not a string or repeated "
+        if not isinstance(prompt_id, str) or not prompt_id:
+            raise DataError(f"{path}, line {lineno}: field 'prompt_id' is missing or not a non-empty string "
                             f"({prompt_id!r}). Give every query a unique string prompt_id.")
+        if prompt_id in first_line:
+            raise DataError(f"{path}, line {lineno}: field 'prompt_id' ({prompt_id!r}) repeats line "
+                            f"{first_line[prompt_id]}. Give every query a unique string prompt_id.")
         if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
             raise DataError(f"{path}, line {lineno}, prompt_id {prompt_id!r}: field 'prompt' is missing or "
                             f"empty. Write the query text or remove the line.")
-        seen.add(prompt_id)
+        first_line[prompt_id] = lineno
     return rows
 
 
@@ -233,9 +240,9 @@ def make_training_set(source_path: str | os.PathLike, set_dir: str | os.PathLike
     rows = read_instructions(source_path)
     rng = random.Random(seed)
     if num_prompts is not None:
-        if not 0 < num_prompts <= len(rows):
-            raise ValueError(f"num_prompts must be in 1..{len(rows)} (the prompts in {source_path}), "
-                             f"got {num_prompts}.")
+        if isinstance(num_prompts, bool) or not isinstance(num_prompts, int) or not 0 < num_prompts <= len(rows):
+            raise ValueError(f"--num_prompts must be an integer in 1..{len(rows)} (the prompts in {source_path}), "
+                             f"got {num_prompts!r}. Pass a number in that range.")
         chosen = set(rng.sample(range(len(rows)), num_prompts))
         rows = [row for i, row in enumerate(rows) if i in chosen]
     ids = [row["prompt_id"] for row in rows]
