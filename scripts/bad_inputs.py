@@ -186,7 +186,7 @@ def save_tiny_router(src: Path, bert_dir: Path, router_dir: Path) -> None:
                         num_attention_heads=2, intermediate_size=32)
     BertForMaskedLM(config).save_pretrained(bert_dir)
     tokenizer.save_pretrained(bert_dir)
-    save_untrained_router(router_dir, "sc", str(bert_dir), CANDIDATES, max_prompt_length=16)
+    save_untrained_router(router_dir, "sc", str(bert_dir), CANDIDATES, max_length=18)
 
 
 def build_workspace(root: Path, src: Path, python: str | None = sys.executable) -> Path:
@@ -433,9 +433,9 @@ CASES: list[Case] = [
          field="cross_fit_folds"),
     Case("--cross_fit_folds 2.5", "eval_baseline", evaluate("--cross_fit_folds", "2.5"), field="cross_fit_folds"),
     Case("--seed not a number", "eval_baseline", evaluate("--seed", "x", router="random"), field="seed"),
-    Case("--train_split unknown", "eval_baseline", evaluate("--train_datasets", "train/Synth", "--train_split", "dev"),
+    Case("--train_split unknown", "eval_baseline", evaluate("--train_datasets", "Synth", "--train_split", "dev"),
          field="train_split"),
-    Case("--train_datasets folder missing", "eval_baseline", evaluate("--train_datasets", "train/Synthh"),
+    Case("--train_datasets folder missing", "eval_baseline", evaluate("--train_datasets", "Synthh"),
          file="Synthh"),
     Case("--data_dir missing", "eval_baseline", evaluate("--data_dir", "{ws}/nodata"), file="nodata"),
     Case("--output_dir is a file", "eval_baseline", evaluate("--output_dir", "{ws}/candidates.yaml"),
@@ -445,10 +445,10 @@ CASES: list[Case] = [
     Case("benchmark file .gz truncated", "eval_baseline", evaluate(), at(GSM, truncate_gz), file="A.json.gz"),
     Case("benchmark file: byte that is not UTF-8", "eval_baseline", evaluate(tests="MT-Bench"), at(MT_A, bad_byte, 2),
          file=JUDGMENTS.format("A"), line=2),
-    Case("training set: instructions.jsonl empty", "eval_baseline", evaluate("--train_datasets", "train/Synth"),
+    Case("training set: instructions.jsonl empty", "eval_baseline", evaluate("--train_datasets", "Synth"),
          at(f"{SYNTH}/instructions.jsonl", empty), file="instructions.jsonl"),
     Case("training split: every id held out", "eval_baseline",
-         evaluate("--train_datasets", "train/Synth", "--train_split", "train"),
+         evaluate("--train_datasets", "Synth", "--train_split", "train"),
          lambda ws: put_json(ws / SYNTH / "eval_ids.json", [f"t{n}" for n in range(12)]), file="eval_ids.json"),
 
     # ---------------- data readers

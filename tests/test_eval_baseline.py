@@ -101,16 +101,15 @@ def test_as_list_accepts_every_form_fire_passes():
 
 def test_eval_arguments_defaults_and_validation(tmp_path):
     for folder, score_dir in ((tmp_path / "train" / "A", "responses"), (tmp_path / "B", "scored")):
-        write_text(folder / "instructions.jsonl", '{"prompt_id": "a", "prompt": "b"}
-')
+        write_text(folder / "instructions.jsonl", '{"prompt_id": "a", "prompt": "b"}\n')
         write_text(folder / score_dir / "m.jsonl", "")
     args = EvalArguments(data_dir=tmp_path, train_datasets="A/responses," + str(tmp_path / "B"))
     assert args.test_datasets == ["AlpacaEval", "ArenaHard", "MT-Bench", "GSM8k", "MATH", "HumanEval", "MBPP"]
     assert args.candidate_llms[0] == "Yi-1.5-34B-Chat" and len(args.candidate_llms) == 5
     assert args.train_sets() == [(tmp_path / "train" / "A", "responses"), (tmp_path / "B", "scored")]
-    with pytest.raises(ValueError, match="Unknown --test_datasets \['GSM8K'\]"):
+    with pytest.raises(ValueError, match=r"Unknown --test_datasets \['GSM8K'\]"):
         EvalArguments(data_dir=tmp_path, test_datasets="GSM8K")
-    with pytest.raises(ValueError, match="--cross_fit_folds must be 0 \(off\) or at least 2"):
+    with pytest.raises(ValueError, match=r"--cross_fit_folds must be 0 \(off\) or at least 2"):
         EvalArguments(data_dir=tmp_path, cross_fit_folds=1)
     assert EvalArguments(data_dir=tmp_path, cross_fit_folds="2", seed=3.0).cross_fit_folds == 2
     for flag, value in (("cross_fit_folds", 2.5), ("cross_fit_folds", "two"), ("seed", True), ("seed", "x")):

@@ -107,7 +107,8 @@ def test_mask_concat_model(backbones, tmp_path, backbone):
         "stage": "mask_concat", "backbone_name_or_path": backbones[backbone], "candidate_llms": ["A", "B"],
         "score_normalization": "min-max", "candidate_tokens": ["[MASK_1]", "[MASK_2]"],
         "candidate_token_ids": [len(tokenizer) - 2, len(tokenizer) - 1], "max_seq_length": 64,
-        "mask_length": 3, "response_truncation_side": "right", "loss_type": "BCE"}
+        "mask_length": 3, "response_truncation_side": "right", "loss_type": "BCE",
+        "routing_head": "prediction"}
 
 
 def test_causal_model(backbones, tmp_path):
@@ -186,3 +187,21 @@ def test_gradient_checkpointing_trains(backbones, tmp_path):
     (outputs.routing_logits.sum() + outputs.lm_loss).backward()
     assert model.routing_head.weight.grad is not None
     assert model.backbone.model.layers[0].mlp.up_proj.weight.grad is not None
+
+
+def test_mask_concat_routing_heads(backbones, tmp_path):
+    """The paper's head on [CLS]: dense (d -> d) -> the backbone's activation -> layer norm -> dropout -> linear (k);
+    the linear ablation: dropout -> linear. Both reload identically."""
+    model, tokenizer, collator = new_router(MaskConcatTrainer, MaskConcatConfig, backbones["bert"], tmp_path,
+                                            mask_length=3)
+    head, hidden = model.routing_head, model.config.backbone_config.hidden_size
+    assert (head.dense.in_features, head.dense.out_features, head.out.out_features) == (hidden, hidden, 2)
+    assert isinstance(head.layer_norm, torch.nn.LayerNorm)
+    states = torch.randn(3, hidden)
+    expected = head.out(head.layer_norm(torch.nn.functional.gelu(head.dense(states))))  # BERT's hidden_act: gelu
+    assert torch.allclose(head.eval()(states), expected, atol=1e-6)
+    linear, tokenizer, collator = new_router(MaskConcatTrainer, MaskConcatConfig, backbones["bert"],
+                                             tmp_path / "linear", mask_length=3, routing_head="linear")
+    assert [type(layer) for layer in linear.routing_head] == [torch.nn.Dropout, torch.nn.Linear]
+    assert assert_reloads_identically(MaskConcatTrainer, linear, tokenizer, collator,
+                                      tmp_path / "linear")["routing_head"] == "linear"

@@ -177,3 +177,23 @@ def test_the_papers_list_syntax():
     assert as_list("['model1', 'model2']") == ["model1", "model2"]
     assert as_list(["['dataset1']"]) == ["dataset1"]
     assert as_list(["a,b", "c"]) == ["a", "b", "c"]  # HfArgumentParser's space-separated items, commas inside
+
+
+def test_cpu_bf16_flags_follow_the_cpu():
+    on = launch_line("lookahead_mlm.sh", {"CPU_BF16": "1"})
+    assert on[2:6] == ["mask_concat", "--bf16", "True", "--use_cpu"]
+    _, args = train.parse_args(on[2:])
+    assert args.bf16 and args.use_cpu
+    off = launch_line("lookahead_mlm.sh", {"CPU_BF16": "0"})
+    assert "--bf16" not in off
+    explicit = launch_line("lookahead_mlm.sh", {"CPU_BF16": "1"}, "--bf16", "False")
+    _, args = train.parse_args(explicit[2:])
+    assert not args.bf16  # the user's flag wins
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags():
+    from utils.hardware import cpu_supports_bf16
+    assert cpu_supports_bf16("processor : 0\nflags : fpu sse2 avx512f avx512_bf16 amx_tile\n")
+    assert cpu_supports_bf16("flags\t\t: fpu amx_bf16 amx_tile\n")
+    assert not cpu_supports_bf16("flags : fpu sse2 avx2 avx512f avx512bw\n")
+    assert not cpu_supports_bf16("")

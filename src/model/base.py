@@ -32,7 +32,7 @@ ROUTER_CONFIG_NAME = "router_config.json"
 DESCRIPTION_FIELDS = (
     "stage", "backbone_name_or_path", "candidate_llms", "score_normalization", "candidate_tokens",
     "candidate_token_ids", "model_id_type", "max_seq_length", "max_prompt_length", "mask_length",
-    "response_truncation_side", "pooling", "loss_type",
+    "response_truncation_side", "pooling", "loss_type", "routing_head",
 )
 
 
@@ -47,6 +47,7 @@ class RouterModelConfig(PreTrainedConfig):
     max_prompt_length         the most prompt tokens kept (causal, gt_responses; other stages: what max_length
                               leaves)
     mask_length               slots per candidate block (mask_concat)
+    routing_head              mask_concat's head on [CLS]: "prediction" (the paper's) or "linear"
     loss_type                 the routing loss trained with (how to read the logits as quality estimates)
     """
 
@@ -59,13 +60,14 @@ class RouterModelConfig(PreTrainedConfig):
                  model_id_type: str | None = None, score_normalization: str | None = None,
                  max_seq_length: int | None = None, max_prompt_length: int | None = None,
                  mask_length: int | None = None, response_truncation_side: str | None = None,
-                 loss_type: str | None = None, **kwargs):
+                 loss_type: str | None = None, routing_head: str | None = None, **kwargs):
         if isinstance(backbone_config, dict):
             backbone_config = CONFIG_MAPPING[backbone_config["model_type"]](**backbone_config)
         self.backbone_config = backbone_config
         self.stage = stage
         self.backbone_name_or_path = backbone_name_or_path
         self.loss_type = loss_type
+        self.routing_head = routing_head
         self.candidate_llms = list(candidate_llms or [])
         self.head_dropout = head_dropout
         self.pooling = pooling

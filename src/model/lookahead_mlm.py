@@ -57,7 +57,11 @@ class LookaheadMLM(RouterModel):
         if not any(hasattr(self.backbone, name) for name in ("cls", "lm_head", "decoder")):
             raise ValueError(f"Lookahead-MLM does not know the masked-LM head of {type(self.backbone).__name__}; "
                              f"use a BERT-family or ModernBERT encoder.")
-        self.routing_head = RoutingPredictionHead(config)
+        if config.routing_head == "linear":  # an ablation: dropout + one linear layer on [CLS]
+            self.routing_head = nn.Sequential(nn.Dropout(config.head_dropout),
+                                              nn.Linear(config.backbone_config.hidden_size, config.num_candidates))
+        else:
+            self.routing_head = RoutingPredictionHead(config)
         self.post_init()
 
     def masked_lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:

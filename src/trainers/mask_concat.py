@@ -21,6 +21,7 @@ from trainers.base import RouterConfig, RouterTrainer
 from trainers.collators import MaskConcatCollator
 
 MASK_TYPES = ("right", "random", "left")
+ROUTING_HEADS = ("prediction", "linear")
 
 
 @dataclass
@@ -45,6 +46,9 @@ class MaskConcatConfig(RouterConfig):
     response_truncation_side: str = field(default="right", metadata={
         "help": "Which end of a response is cut to fit mask_length: right keeps its start.",
         "choices": ["right", "left"]})
+    routing_head: str = field(default="prediction", metadata={
+        "help": "Head on [CLS]: prediction (dense -> activation -> layer norm -> dropout -> linear, the paper's) or "
+                "linear (dropout -> linear).", "choices": list(ROUTING_HEADS)})
 
     def __post_init__(self):
         if self.mask_type not in MASK_TYPES:
@@ -53,6 +57,8 @@ class MaskConcatConfig(RouterConfig):
             raise ValueError(f"--starting_mask_rate must lie in [0, 1], got {self.starting_mask_rate}.")
         if not 0.0 <= self.mask_warmup_ratio <= 1.0:
             raise ValueError(f"--mask_warmup_ratio must lie in [0, 1], got {self.mask_warmup_ratio}.")
+        if self.routing_head not in ROUTING_HEADS:
+            raise ValueError(f"--routing_head {self.routing_head!r}: choose one of {ROUTING_HEADS}.")
         if self.mask_length < 1:
             raise ValueError(f"--mask_length must be at least 1, got {self.mask_length}.")
         super().__post_init__()
@@ -102,7 +108,8 @@ class MaskConcatTrainer(RouterTrainer):
 
     @classmethod
     def model_config_fields(cls, args: MaskConcatConfig) -> dict:
-        return {"mask_length": args.mask_length, "response_truncation_side": args.response_truncation_side}
+        return {"mask_length": args.mask_length, "response_truncation_side": args.response_truncation_side,
+                "routing_head": args.routing_head}
 
     @classmethod
     def add_candidate_tokens(cls, model, tokenizer, args: MaskConcatConfig) -> None:
