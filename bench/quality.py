@@ -187,7 +187,7 @@ class Study:
     def fold_done(self, run_dir: Path, fold: int) -> bool:
         return all((run_dir / f"fold_{fold}" / "test_predictions" / f"{name}.json").exists() for name in self.test_sets)
 
-    def run_trained(self, routers: dict[str, dict]) -> None:
+    def run_trained(self, routers: dict[str, dict], merge: bool = True) -> None:
         """Train every missing (router, seed, fold): with ``jobs`` > 1 as that many ``src/train.py`` processes at a
         time (each with cpu_count / jobs threads), else in this process; then merge each run's folds (in this
         process: train.py finds every fold's predictions written and only merges them)."""
@@ -222,7 +222,7 @@ class Study:
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
             for future in concurrent.futures.as_completed([pool.submit(run, task) for task in tasks]):
                 future.result()
-        for name in routers:
+        for name in routers if merge else []:
             for seed in self.seeds:
                 if not (self.run_dir(name, seed) / "metrics.json").exists():
                     train.main(self.train_command(routers[name], seed, self.run_dir(name, seed), None)[2:])
@@ -269,9 +269,12 @@ def format_interval(result: dict | None) -> str:
     return f"{result['mean']:+.3f} [{result['low']:+.3f}, {result['high']:+.3f}]{marker}"
 
 
-def run_study(config: dict, output_dir: Path, jobs: int, command: str) -> dict:
+def run_study(config: dict, output_dir: Path, jobs: int, command: str, train_only: bool = False) -> dict:
     started = time.perf_counter()
     study = Study(config, output_dir, jobs)
+    if train_only:  # e.g. on a GPU machine with a record pack: the folds' predictions, scored later on the full data
+        study.run_trained(dict(config.get("routers") or {}), merge=False)
+        return {}
     benchmarks = study.test_sets
     rows: dict[str, dict] = {}  # name -> {"kind", "runs"}
 
@@ -368,6 +371,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="The study's YAML config (see the module docstring).")
     parser.add_argument("--output_dir", required=True, help="Where the runs, quality.md and quality.json go.")
     parser.add_argument("--jobs", type=int, default=2, help="Folds trained at a time (default 2).")
+    parser.add_argument("--data_dir", help="Overrides the config's data_dir (e.g. a record pack on a GPU machine).")
+    parser.add_argument("--train_only", action="store_true",
+                        help="Only train the routers' folds (no baselines, no merge, no table): for a machine with a "
+                             "record pack (data.packs); a later run on the full data finds the folds done.")
     args = parser.parse_args(argv)
     try:
         config = yaml.safe_load(Path(args.config).read_text())
@@ -375,12 +382,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: --config {args.config}: {error}") from None
     if not isinstance(config, dict):
         raise SystemExit(f"error: --config {args.config}: expected a mapping of settings (see bench/quality.py).")
+    if args.data_dir:
+        config["data_dir"] = args.data_dir
     for name, spec in (config.get("routers") or {}).items():
         if not isinstance(spec, dict) or "stage" not in spec:
             raise SystemExit(f"error: --config {args.config}: router {name!r} needs a stage (and optional args).")
     command = shlex.join(["python", "bench/quality.py", *(argv if argv is not None else sys.argv[1:])])
     try:
-        run_study(config, Path(args.output_dir), args.jobs, command)
+        run_study(config, Path(args.output_dir), args.jobs, command, args.train_only)
     except (DataError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
 

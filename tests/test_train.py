@@ -198,3 +198,57 @@ def test_missing_optional_package_is_named(tmp_path, flags, package):
 def test_unknown_stage_prints_usage():
     with pytest.raises(SystemExit, match="usage: python src/train.py"):
         train.main(["lookahead"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max_train_samples", "-5"], "--max_train_samples: -5 must be a positive number of queries"),
+    (["--max_train_samples", "0"], "--max_train_samples: 0 must be a positive number of queries"),
+    (["--eval_steps", "0"], "--eval_steps: 0.0 must be > 0"),
+    (["--test_datasets", "GSM8k,GSM8K"], r"--test_datasets: unknown benchmark\(s\) \['GSM8K'\]"),
+    (["--train_slice", "(0.5,0.2)"], r"--train_slice: '\(0.5,0.2\)' needs 0 <= start < end <= 1"),
+    (["--candidate_llms", "A", "A"], "--candidate_llms"),
+])
+def test_bad_flags_stop_before_any_work_naming_the_flag(tmp_path, flags, message):
+    with pytest.raises(SystemExit, match=message):
+        train.main(["sc", "--output_dir", str(tmp_path), *flags])
+    assert not (tmp_path / "train.log").exists() or "training on" not in (tmp_path / "train.log").read_text()
+
+
+def test_a_value_outside_the_choices_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["sc", "--output_dir", str(tmp_path), "--loss_type", "Hinge"])
+    assert "--loss_type/--loss-type: invalid choice: 'Hinge' (choose from 'CE', 'BCE'" in capsys.readouterr().err
+
+
+def test_bad_data_stops_before_training(backbones, data_dir, tmp_path):
+    """A missing benchmark candidate, a bad training-set entry or a split with no training queries is reported
+    before any model is built or trained (a typo must not cost a whole run)."""
+    base = ["sc", "--backbone_name_or_path", backbones["bert"], "--data_dir", str(data_dir), "--output_dir",
+            str(tmp_path / "run"), "--max_steps", "1", "--max_length", "16"]
+    with pytest.raises(SystemExit, match=r"Synth/responses/C.jsonl: candidate file not found. Candidates in .*\['A', "
+                                         r"'B'\]. Pick candidate_llms among them"):
+        train.main([*base, "--train_datasets", "Synth", "--candidate_llms", "A", "C", "--test_datasets", "GSM8k"])
+    with pytest.raises(SystemExit, match=r"--train_datasets 'Synth/scored': score directory .* has responses"):
+        train.main([*base, "--train_datasets", "Synth/scored", "--candidate_llms", "A", "B"])
+    held_out = tmp_path / "data"
+    shutil.copytree(data_dir, held_out)
+    ids = [json.loads(line)["prompt_id"] for line in (held_out / "train" / "Synth" / "instructions.jsonl").open()]
+    (held_out / "train" / "Synth" / "eval_ids.json").write_text(json.dumps(ids))
+    with pytest.raises(SystemExit, match="no training queries left"):
+        train.main([*base, "--data_dir", str(held_out), "--train_datasets", "Synth", "--candidate_llms", "A", "B"])
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+def test_lists_take_commas_and_the_papers_syntax(tmp_path):
+    _, args = train.parse_args(["sc", "--output_dir", str(tmp_path), "--test_datasets", "GSM8k,MATH",
+                                "--candidate_llms", "['m1', 'm2']", "--train_datasets", "A/x", "B/y"])
+    assert (args.test_datasets, args.candidate_llms, args.train_datasets) == (
+        ["GSM8k", "MATH"], ["m1", "m2"], ["A/x", "B/y"])
+
+
+def test_train_slice_keeps_a_fraction_of_each_set_in_file_order(data_dir, tmp_path):
+    _, args = train.parse_args(["sc", "--output_dir", str(tmp_path), "--data_dir", str(data_dir),
+                                "--train_datasets", "Synth", "--candidate_llms", *CANDIDATES,
+                                "--train_slice", "(0.25,0.75)"])
+    records = train.training_split(args, "train")
+    assert [r["prompt_id"] for r in records] == [f"q{i}" for i in range(3, 9)]  # 12 training queries: 3..8

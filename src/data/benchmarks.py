@@ -142,9 +142,33 @@ def benchmark_dir(name: str, data_dir: str | os.PathLike) -> Path:
     return folder
 
 
+# A record pack (``data.packs``): the readers' output in one file per benchmark, with its description.
+PACK_RECORDS, PACK_DESCRIPTION = "records.jsonl.gz", "pack.json"
+
+
+def _is_pack(folder: Path) -> bool:
+    return (folder / PACK_DESCRIPTION).exists() and (folder / PACK_RECORDS).exists()
+
+
+def _read_pack(folder: Path, candidates: list[str]) -> list[dict]:
+    """A pack's records for ``candidates`` (a subset of the pack's, in any order: k-lists are re-indexed)."""
+    packed = read_json(folder / PACK_DESCRIPTION).get("candidate_llms") or []
+    index = [packed.index(llm) for llm in candidates]
+    records = []
+    for record in read_jsonl(folder / PACK_RECORDS):
+        for field, value in list(record.items()):
+            if isinstance(value, list) and len(value) == len(packed):
+                record[field] = [value[i] for i in index]
+        record["best_model_idx"] = max(range(len(index)), key=lambda c: (record["scores"][c], -c))
+        records.append(record)
+    return records
+
+
 def available_candidates(name: str, data_dir: str | os.PathLike) -> list[str]:
-    """The candidate LLMs whose files ``name`` holds under ``data_dir``, sorted."""
+    """The candidate LLMs whose files ``name`` holds under ``data_dir`` (or whose records its pack holds), sorted."""
     folder = benchmark_dir(name, data_dir)
+    if _is_pack(folder):
+        return sorted(read_json(folder / PACK_DESCRIPTION).get("candidate_llms") or [])
     if name == "AlpacaEval":
         return sorted(
             entry for entry in os.listdir(folder)
@@ -170,8 +194,8 @@ def available_candidates(name: str, data_dir: str | os.PathLike) -> list[str]:
 def load_benchmark(name: str, data_dir: str | os.PathLike, candidate_llms: list[str]) -> list[dict]:
     """Records of benchmark ``name`` (one of BENCHMARKS) for ``candidate_llms``, in that order.
 
-    ``data_dir`` holds ``test/<name>`` (the decompressed ``data/`` or the released ``compressed_data/``).
-    A candidate the benchmark lacks is a DataError listing the available ones.
+    ``data_dir`` holds ``test/<name>`` (the decompressed ``data/``, the released ``compressed_data/``, or a record
+    pack: ``data.packs``). A candidate the benchmark lacks is a DataError listing the available ones.
     """
     candidates = check_candidates(candidate_llms)
     folder = benchmark_dir(name, data_dir)
@@ -180,6 +204,8 @@ def load_benchmark(name: str, data_dir: str | os.PathLike, candidate_llms: list[
     if missing:
         raise DataError(f"{folder}: no files for candidate(s) {missing}. Available candidates for {name}: "
                         f"{available}. Pick candidate_llms among them.")
+    if _is_pack(folder):
+        return _read_pack(folder, candidates)
     return BENCHMARK_READERS[name](folder, candidates)
 
 
