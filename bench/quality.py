@@ -35,7 +35,7 @@ Trained routers run ``src/train.py`` once per (router, seed, fold) with ``--cros
 folds at a time as processes, each with cpu_count / jobs threads; ``--jobs 1``: in this process), then once more
 to merge the folds; everything resumes: a
 finished fold is not retrained, an interrupted one continues from its newest complete checkpoint, baselines
-are cached. Writes ``quality.md`` (the table, the intervals, the agreement, the wall times and the command)
+are cached (in ``--runs_dir``, by default ``--output_dir``: studies that share it share their rows' runs). Writes ``quality.md`` (the table, the intervals, the agreement, the wall times and the command)
 and ``quality.json`` in ``--output_dir``, and prints the table.
 """
 from __future__ import annotations
@@ -130,9 +130,10 @@ def seed_agreement(runs: list[dict[str, np.ndarray]]) -> float | None:
 class Study:
     """One study: the config, the data, and where its runs live."""
 
-    def __init__(self, config: dict, output_dir: Path, jobs: int):
+    def __init__(self, config: dict, output_dir: Path, jobs: int, runs_dir: Path | None = None):
         self.config = config
         self.output_dir = output_dir
+        self.runs_dir = runs_dir or output_dir  # holds runs/ and baselines/: several studies can share them
         self.jobs = jobs
         self.data_dir = str(config.get("data_dir") or default_data_dir())
         self.candidates = list(config.get("candidate_llms") or PAPER_CANDIDATES)
@@ -156,7 +157,7 @@ class Study:
         seeded = "seed" in inspect.signature(router_class(router_type)).parameters
         runs = []
         for seed in self.seeds if seeded else [None]:
-            cache = self.output_dir / "baselines" / f"{router_type}{'' if seed is None else f'_seed{seed}'}.json"
+            cache = self.runs_dir / "baselines" / f"{router_type}{'' if seed is None else f'_seed{seed}'}.json"
             if cache.exists():
                 runs.append({name: np.array(choice) for name, choice in read_json(cache).items()})
                 continue
@@ -173,7 +174,7 @@ class Study:
     # trained routers: src/train.py per (router, seed, fold), then a merge
     def run_dir(self, name: str, seed: int) -> Path:
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        return self.output_dir / "runs" / slug / f"seed{seed}"
+        return self.runs_dir / "runs" / slug / f"seed{seed}"
 
     def train_command(self, spec: dict, seed: int, run_dir: Path, fold: int | None) -> list[str]:
         command = [sys.executable, str(REPO / "src" / "train.py"), spec["stage"],
@@ -184,6 +185,16 @@ class Study:
                    "--resume_from_checkpoint", "last-checkpoint", "--disable_tqdm", "True"]
         return command + (["--cross_fit_only_fold", str(fold)] if fold is not None else [])
 
+    def check_run_flags(self, name: str, spec: dict, seed: int) -> None:
+        """A run folder is reused only for the same flags: the first use records them (``quality_flags.json``)."""
+        run_dir = self.run_dir(name, seed)
+        flags = self.train_command(spec, seed, run_dir, None)[2:]
+        record = run_dir / "quality_flags.json"
+        if record.exists() and read_json(record) != flags:
+            raise DataError(f"{record}: row {name!r} ran with other flags ({shlex.join(read_json(record))}); name the "
+                            f"row differently or remove {run_dir}.")
+        write_json(record, flags)
+
     def fold_done(self, run_dir: Path, fold: int) -> bool:
         return all((run_dir / f"fold_{fold}" / "test_predictions" / f"{name}.json").exists() for name in self.test_sets)
 
@@ -193,6 +204,9 @@ class Study:
         process: train.py finds every fold's predictions written and only merges them)."""
         import train
 
+        for name, spec in routers.items():
+            for seed in self.seeds:
+                self.check_run_flags(name, spec, seed)
         tasks = [(name, seed, fold) for name in routers for seed in self.seeds for fold in range(self.folds)
                  if not self.fold_done(self.run_dir(name, seed), fold)]
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
@@ -269,9 +283,10 @@ def format_interval(result: dict | None) -> str:
     return f"{result['mean']:+.3f} [{result['low']:+.3f}, {result['high']:+.3f}]{marker}"
 
 
-def run_study(config: dict, output_dir: Path, jobs: int, command: str, train_only: bool = False) -> dict:
+def run_study(config: dict, output_dir: Path, jobs: int, command: str, train_only: bool = False,
+              runs_dir: Path | None = None) -> dict:
     started = time.perf_counter()
-    study = Study(config, output_dir, jobs)
+    study = Study(config, output_dir, jobs, runs_dir)
     if train_only:  # e.g. on a GPU machine with a record pack: the folds' predictions, scored later on the full data
         study.run_trained(dict(config.get("routers") or {}), merge=False)
         return {}
@@ -372,6 +387,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output_dir", required=True, help="Where the runs, quality.md and quality.json go.")
     parser.add_argument("--jobs", type=int, default=2, help="Folds trained at a time (default 2).")
     parser.add_argument("--data_dir", help="Overrides the config's data_dir (e.g. a record pack on a GPU machine).")
+    parser.add_argument("--runs_dir", help="Where the runs/ and baselines/ live (default: --output_dir); a study that "
+                                           "shares rows with another (same name, same flags) reuses its runs.")
     parser.add_argument("--train_only", action="store_true",
                         help="Only train the routers' folds (no baselines, no merge, no table): for a machine with a "
                              "record pack (data.packs); a later run on the full data finds the folds done.")
@@ -389,7 +406,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"error: --config {args.config}: router {name!r} needs a stage (and optional args).")
     command = shlex.join(["python", "bench/quality.py", *(argv if argv is not None else sys.argv[1:])])
     try:
-        run_study(config, Path(args.output_dir), args.jobs, command, args.train_only)
+        run_study(config, Path(args.output_dir), args.jobs, command, args.train_only,
+                  Path(args.runs_dir) if args.runs_dir else None)
     except (DataError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
 
