@@ -80,6 +80,7 @@ class ProgressLog(TrainerCallback):
         if self._pass is None:
             total = len(eval_dataloader) if has_length(eval_dataloader) else 0
             self._pass = [now, 0, total, self.label or "validation"]
+            self._last = now  # the pass's first line comes after ``interval`` seconds of it
         self._pass[1] += 1
         started, done, total, label = self._pass
         if total and done < total and self._due(now):
