@@ -252,3 +252,19 @@ def test_train_slice_keeps_a_fraction_of_each_set_in_file_order(data_dir, tmp_pa
                                 "--train_slice", "(0.25,0.75)"])
     records = train.training_split(args, "train")
     assert [r["prompt_id"] for r in records] == [f"q{i}" for i in range(3, 9)]  # 12 training queries: 3..8
+
+
+def test_cross_fit_validation_holds_out_a_share_of_each_other_fold_benchmark(backbones, data_dir, tmp_path):
+    """--cross_fit_eval_fraction 0.5: half of each fold's out-of-fold GSM8k records leave the training pool for the
+    validation set; with a --max_train_samples draw of 2 that may miss GSM8k entirely, the validation records of
+    GSM8k are still scaled (their source's range is fitted on the validation set too)."""
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--cross_fit_eval_fraction", "0.5",
+        "--max_train_samples", "2")
+    log = (tmp_path / "train.log").read_text()
+    prompts = [f"how many {word} are {n}" for n, word in enumerate(WORDS[:8])]
+    for fold in range(2):
+        out_of_fold = sum(fold_of(prompt, 2) != fold for prompt in prompts)
+        held = max(1, round(0.5 * out_of_fold))
+        assert (f"fold {fold + 1}/2: {12 + out_of_fold - held} training queries ({out_of_fold - held} from the "
+                f"benchmarks), {4 + held} validation queries") in log
+    assert json.loads((tmp_path / "metrics.json").read_text())["GSM8k"]["score"] is not None

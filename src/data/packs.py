@@ -3,7 +3,7 @@
 A pack is a data folder in which each benchmark folder holds ``records.jsonl.gz`` (one record per line, as
 ``load_benchmark`` returns them: the contract in ``data/__init__.py``) and ``pack.json`` (``candidate_llms``, the
 candidates the records score, in their order, and ``max_response_chars``), and each training set keeps its native
-format. Responses (and AlpacaEval's reference output) are cut to ``max_response_chars`` characters: a router that
+format (gzipped). Responses (and AlpacaEval's reference output) are cut to ``max_response_chars`` characters: a router that
 reads at most a few hundred tokens of each response (Lookahead-MLM's mask slots) trains the same on the pack.
 ``load_benchmark`` reads a pack's benchmark folder transparently (``data.benchmarks``). Metrics that need more than the records (the
 AlpacaEval length-controlled rate fits its instruction difficulty on all 16 models' annotations) are computed on
@@ -25,7 +25,7 @@ if __name__ == "__main__":  # run as a script: import from src/
 
 from data.benchmarks import BENCHMARKS, PACK_DESCRIPTION, PACK_RECORDS, PAPER_CANDIDATES, load_benchmark  # noqa: E402
 from data.train_sets import resolve_train_set  # noqa: E402
-from utils.io import atomic_write_text, read_json, read_jsonl, write_json  # noqa: E402
+from utils.io import read_json, read_jsonl, write_json  # noqa: E402
 
 def _cut(text, limit: int):
     return text[:limit] if isinstance(text, str) else text
@@ -45,25 +45,29 @@ def write_pack(data_dir: str | os.PathLike, out_dir: str | os.PathLike, candidat
                 record["reference_output"] = _cut(record["reference_output"], max_response_chars)
         folder = out / "test" / name
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{PACK_RECORDS}.tmp"
-        with gzip.open(temporary, "wt", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record) + "\n")
-        temporary.replace(folder / PACK_RECORDS)
+        _write_gz(folder / PACK_RECORDS, "".join(json.dumps(record) + "\n" for record in records))
         write_json(folder / PACK_DESCRIPTION, {"candidate_llms": list(candidate_llms), "max_response_chars": max_response_chars})
     for entry in train_datasets:
         set_dir, score_dir = resolve_train_set(entry, data_dir)
         target = out / "train" / set_dir.name
         (target / score_dir).mkdir(parents=True, exist_ok=True)
-        for name in ("instructions.jsonl", "eval_ids.json"):
-            rows = read_jsonl(set_dir / name) if name.endswith(".jsonl") else read_json(set_dir / name)
-            atomic_write_text(target / name, "".join(json.dumps(row) + "\n" for row in rows)
-                              if name.endswith(".jsonl") else json.dumps(rows))
+        _write_gz(target / "instructions.jsonl.gz", "".join(json.dumps({"prompt_id": row["prompt_id"],
+                                                                        "prompt": row["prompt"]}) + "\n"
+                                                            for row in read_jsonl(set_dir / "instructions.jsonl")))
+        _write_gz(target / "eval_ids.json.gz", json.dumps(read_json(set_dir / "eval_ids.json")))
         for llm in candidate_llms:
             rows = [{"prompt_id": row["prompt_id"], "response": _cut(row.get("response"), max_response_chars),
                      "score": row.get("score")} for row in read_jsonl(set_dir / score_dir / f"{llm}.jsonl")]
-            atomic_write_text(target / score_dir / f"{llm}.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+            _write_gz(target / score_dir / f"{llm}.jsonl.gz", "".join(json.dumps(row) + "\n" for row in rows))
     return out
+
+
+def _write_gz(path: Path, text: str) -> None:
+    """``text`` gzipped into ``path``, atomically (the readers read ``.gz`` files as they are)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with gzip.open(temporary, "wt", encoding="utf-8") as handle:
+        handle.write(text)
+    temporary.replace(path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,8 +5,8 @@ class and collator and overrides only the hooks it needs (``compute_loss`` for a
 masking). The base handles the rest:
 
 * scores: each record's scores are min-max scaled per source (a source = ``record["source"]``; min and max
-  over all of that source's training-pool scores), then, inside the loss, per query by
-  ``--score_normalization``;
+  over all of that source's scores in the training pool and the validation set), then, inside the loss, per
+  query by ``--score_normalization``;
 * ``compute_loss`` = routing loss (``--loss_type``) on the router's k logits; metrics are gathered per
   step and averaged in ``log``;
 * evaluation reports ``eval_reward`` = mean (per-source min-max scaled) score of the candidate with the
@@ -314,7 +314,9 @@ class RouterTrainer(Trainer):
         if args.use_liger_kernel:
             from liger_kernel.transformers import _apply_liger_kernel_to_instance
             _apply_liger_kernel_to_instance(model=model.backbone)
-        self.score_scaler = SourceMinMax.fit(train_dataset) if train_dataset else None
+        # scales fitted on every scored record the trainer sees (a validation-only source, e.g. a benchmark held out
+        # by --cross_fit_eval_fraction but absent from a --max_train_samples draw, still gets its range)
+        self.score_scaler = SourceMinMax.fit(train_dataset + (eval_dataset or [])) if train_dataset else None
         self.train_sources = [record["source"] for record in train_dataset] if train_dataset else None
         self.progress = ProgressLog()
         super().__init__(
