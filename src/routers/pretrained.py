@@ -13,8 +13,8 @@ the weights and the tokenizer. Any stage loads (mask_concat, causal, sc, gt_resp
 the candidates' responses, so it needs them at routing time). Inputs are laid out by the stage's own
 collator, exactly as in training; prompts are routed in batches of ``batch_size``, on CPU by default.
 
-Routing reads at most the first ``max_prompt_length`` tokens of a prompt (``prompt_token_limit``), so a prompt is
-cut to ``MAX_CHARS_PER_TOKEN`` characters per token before it is tokenised: a prompt of megabytes costs what its
+Routing reads at most the first ``max_prompt_length`` tokens of a prompt (what the stage's collator keeps of
+``max_length``), so a prompt is cut to ``MAX_CHARS_PER_TOKEN`` characters per such token before it is tokenised: a prompt of megabytes costs what its
 start costs. On the 12,459 benchmark and Self-OSS-Instruct prompts, the first 64, 128 or 512 tokens span at most
 6.7 characters per token (MiniLM and SmolLM2 tokenizers), and the cut leaves every one of those token lists
 unchanged; only text with long runs of whitespace or words of tens of characters before its first
@@ -75,13 +75,6 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
     return precision
 
 
-def prompt_token_limit(config) -> int:
-    """The prompt tokens a router reads (its config's ``max_prompt_length``, else the backbone's position
-    limit): the one place the router's length is read from its config."""
-    limit = getattr(config, "max_prompt_length", None)
-    return int(limit or getattr(config.backbone_config, "max_position_embeddings", None) or 8192)
-
-
 @dataclass
 class RoutingDecision:
     """One routing of n prompts over the k ``candidates``."""
@@ -105,10 +98,10 @@ class PretrainedRouter(Router):
         self.folder = Path(folder)
         self.batch_size = batch_size
         self.precision = {torch.bfloat16: "bf16", torch.float32: "fp32"}.get(next(model.parameters()).dtype)
-        self.prompt_chars = prompt_token_limit(model.config) * MAX_CHARS_PER_TOKEN
         self.stage = model.config.stage
         trainer_class = STAGES[self.stage][1]
         self.collator = trainer_class.collator_for(model.config, tokenizer)
+        self.prompt_chars = self.collator.max_prompt_length * MAX_CHARS_PER_TOKEN
         self.needs_responses = trainer_class.route_reads_responses
         self.candidates = list(model.config.candidate_llms)
         self.score_kind = cost.score_kind_of(self.folder)
