@@ -54,6 +54,7 @@ from types import SimpleNamespace
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import AutoConfig, AutoTokenizer  # noqa: E402
@@ -395,7 +396,8 @@ def trained_routing_rows(folder: Path, prompts: list[str], sample_size: int = 51
     """One row per ``ROUTING_PRECISIONS`` for the trained router in ``folder`` (on CPU): latency of one query
     (p50 ms), throughput in batches of ``DEFAULT_BATCH_SIZE`` on a seeded sample of ``sample_size`` prompts
     (queries/s, ratio vs float32), and over all ``prompts`` the share routed to float32's choice, the count that
-    differ, and the largest |score difference| from float32."""
+    differ, the largest |score difference| from float32, and among the queries that differ the largest gap
+    between float32's two best scores (how near a tie the flipped choices were)."""
     sample = random.Random(0).sample(prompts, min(sample_size, len(prompts)))
     rows, reference, fp32_speed = [], None, None
     for precision in ROUTING_PRECISIONS:
@@ -419,15 +421,17 @@ def trained_routing_rows(folder: Path, prompts: list[str], sample_size: int = 51
         if reference is None:  # the float32 row comes first
             reference, fp32_speed = scores, speed
         same = scores.argmax(1) == reference.argmax(1)
+        top2 = np.sort(reference, axis=1)[:, -2:]
         rows.append([f"{router.stage} ({folder})", precision, statistics.median(latencies), speed,
                      f"{speed / fp32_speed:.2f}x", f"{same.mean():.2%}", int((~same).sum()),
-                     float(abs(scores - reference).max())])
+                     float(np.abs(scores - reference).max()), float((top2[:, 1] - top2[:, 0])[~same].max(initial=0))])
         print("  " + " | ".join(str(value) for value in rows[-1]), flush=True)
     return rows
 
 
 TRAINED_ROUTING_HEADERS = ["router", "precision", "p50 ms (1 query)", f"queries/s (batches of {DEFAULT_BATCH_SIZE})",
-                           "vs fp32", "same choice as fp32", "queries differing", "max |score - fp32|"]
+                           "vs fp32", "same choice as fp32", "queries differing", "largest score change",
+                           "largest fp32 top-2 gap where differing"]
 
 
 def tokens_per_epoch(data_dir: Path, prompt_length: int, response_length: int, batch_size: int = 2) -> dict:

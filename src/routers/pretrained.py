@@ -14,16 +14,20 @@ the candidates' responses, so it needs them at routing time). Inputs are laid ou
 collator, exactly as in training; prompts are routed in batches of ``batch_size``, on CPU by default.
 
 Routing reads at most the first ``max_prompt_length`` tokens of a prompt (what the stage's collator keeps of
-``max_length``), so a prompt is cut to ``MAX_CHARS_PER_TOKEN`` characters per such token before it is tokenised: a prompt of megabytes costs what its
-start costs. On the 12,459 benchmark and Self-OSS-Instruct prompts, the first 64, 128 or 512 tokens span at most
-6.7 characters per token (MiniLM and SmolLM2 tokenizers), and the cut leaves every one of those token lists
-unchanged; only text with long runs of whitespace or words of tens of characters before its first
-``max_prompt_length`` tokens is routed on fewer tokens than training would have read.
+``max_length``), so each prompt is first cut to ``MAX_CHARS_PER_TOKEN`` characters per such token: a prompt of
+megabytes costs what its start costs. On the 12,459 benchmark and Self-OSS-Instruct prompts, the first 64, 128
+or 512 tokens span at most 6.7 characters per token (MiniLM and SmolLM2 tokenizers) and the cut leaves every one
+of those token lists unchanged; only text with long runs of whitespace or words of tens of characters before
+its first ``max_prompt_length`` tokens is routed on fewer tokens than training read.
 
-Precision (``precision``): ``fp32``, ``bf16`` (the weights cast to bfloat16: on CPUs with AVX512-BF16 or AMX
-routing is ~3x faster and picked the same candidate as float32 for >= 99.9% of the benchmark queries, see
-``python bench/bench.py --routing_only``), or ``auto`` (the default: bf16 where the device computes it natively,
-i.e. a CPU with AVX512-BF16 / AMX, else fp32).
+``precision``: ``fp32``, ``bf16`` (the weights cast to bfloat16), or ``auto`` (the default: bf16 on a CPU that
+computes it natively, with AVX512-BF16 or AMX, else fp32). Measured with ``python bench/bench.py --routing_only
+--routers DIR ...`` (one thread, a CPU with AMX) on trained MiniLM routers over the 8,124 test-benchmark queries:
+bf16 routed 2.4x (sc) and 3.4x (mask_concat) as many queries per second as float32 and chose float32's
+candidate for 99.93% and 99.11% of them (the others were near ties); bf16 autocast over float32 weights was as
+fast on sc batches (2.5x) but slower on single queries and on mask_concat (2.4x), and int8 dynamic quantisation
+of the linear layers was slower (1.5-1.6x) and agreed on only 97.7% / 87.5%. Pass ``precision="fp32"`` for
+float32's exact scores.
 
 ``route`` follows the ``routers.Router`` interface (scores [n, k], higher = route there), so a trained router
 drops into ``eval_baseline``-style evaluation. ``decide`` adds the cost-aware choice (``cost.RoutingPolicy``):
