@@ -397,33 +397,42 @@ def trained_routing_rows(folder: Path, prompts: list[str], sample_size: int = 51
     (p50 ms), throughput in batches of ``DEFAULT_BATCH_SIZE`` on a seeded sample of ``sample_size`` prompts
     (queries/s, ratio vs float32), and over all ``prompts`` the share routed to float32's choice, the count that
     differ, the largest |score difference| from float32, and among the queries that differ the largest gap
-    between float32's two best scores (how near a tie the flipped choices were)."""
+    between float32's two best scores (how near a tie the flipped choices were). The precisions are timed in
+    turns (each batch, each single query, in every precision before the next), so that a machine whose load
+    changes during the run slows them alike; throughput is the sample over the summed batch times."""
     sample = random.Random(0).sample(prompts, min(sample_size, len(prompts)))
-    rows, reference, fp32_speed = [], None, None
+    routes = {}
     for precision in ROUTING_PRECISIONS:
         router = PretrainedRouter.from_pretrained(folder, precision="fp32")
         router.model, dtype = routing_variant(router.model, precision)
 
-        def route(chunk: list[str]):
+        def route(chunk: list[str], router=router, dtype=dtype):
             with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
                 return router.route(chunk)
 
         route(sample[:DEFAULT_BATCH_SIZE])  # warm-up
-        latencies = []
-        for prompt in sample[:latency_queries]:
+        routes[precision] = route
+    latencies = {precision: [] for precision in routes}
+    seconds = dict.fromkeys(routes, 0.0)
+    for prompt in sample[:latency_queries]:
+        for precision, route in routes.items():
             start = clock()
             route([prompt])
-            latencies.append(1000 * (clock() - start))
-        start = clock()
-        route(sample)
-        speed = len(sample) / (clock() - start)
-        scores = route(prompts)
-        if reference is None:  # the float32 row comes first
-            reference, fp32_speed = scores, speed
+            latencies[precision].append(1000 * (clock() - start))
+    for offset in range(0, len(sample), DEFAULT_BATCH_SIZE):
+        for precision, route in routes.items():
+            start = clock()
+            route(sample[offset:offset + DEFAULT_BATCH_SIZE])
+            seconds[precision] += clock() - start
+    reference = routes[FP32](prompts)
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    rows = []
+    for precision, route in routes.items():
+        scores = reference if precision == FP32 else route(prompts)
         same = scores.argmax(1) == reference.argmax(1)
-        top2 = np.sort(reference, axis=1)[:, -2:]
-        rows.append([f"{router.stage} ({folder})", precision, statistics.median(latencies), speed,
-                     f"{speed / fp32_speed:.2f}x", f"{same.mean():.2%}", int((~same).sum()),
+        speed = len(sample) / seconds[precision]
+        rows.append([f"{router.stage} ({folder})", precision, statistics.median(latencies[precision]), speed,
+                     f"{speed * seconds[FP32] / len(sample):.2f}x", f"{same.mean():.2%}", int((~same).sum()),
                      float(np.abs(scores - reference).max()), float((top2[:, 1] - top2[:, 0])[~same].max(initial=0))])
         print("  " + " | ".join(str(value) for value in rows[-1]), flush=True)
     return rows
