@@ -236,7 +236,8 @@ def summarise(results: list[dict], elapsed_s: float, server_health: dict, settin
     during_large = {}
     if large is not None:
         end = large["started"] + large["latency_ms"] / 1000
-        overlapping = [r for r in routed if r["started"] < end and r["started"] + r["latency_ms"] / 1000 > large["started"]]
+        overlapping = [r for r in routed
+                       if r["started"] < end and r["started"] + r["latency_ms"] / 1000 > large["started"]]
         during_large = {"large_prompt_status": large["status"], "large_prompt_latency_ms": large["latency_ms"],
                         "routing_overhead_during_large_ms": percentiles(r["routing_ms"] for r in overlapping),
                         "requests_during_large": len(overlapping)}

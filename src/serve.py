@@ -30,8 +30,8 @@ keys. A client has ``--read_timeout_s`` (default 30 s) to send a request's heade
 or from the previous answer on a kept-alive connection, which is also closed after that long idle) and as long
 again for its body; a stalled client gets 408 and its connection is closed.
 
-Request limits: bodies up to 16 MiB; JSON with NaN, Infinity or a number beyond float range (e.g. 1e999) and JSON
-nested more than 64 arrays / objects deep are refused (400) before anything is parsed into Python objects.
+Request limits: bodies up to 16 MiB, UTF-8; JSON nested more than 64 arrays / objects deep (checked on the raw
+bytes, before parsing) and JSON with NaN, Infinity or a number beyond float range (e.g. 1e999) are refused (400).
 Per candidate, the config's ``max_tokens_cap`` and ``n_cap`` bound what the candidate is asked for: a request
 whose ``max_tokens`` / ``max_completion_tokens`` or ``n`` is above the cap gets 400 naming the cap (it is not
 clamped: a silently shortened answer or fewer choices than asked would surprise the client); a request without
@@ -162,7 +162,7 @@ class ApiKeys:
     """The keys clients authenticate with, kept as SHA-256 digests and compared in constant time."""
 
     def __init__(self, keys: list[str]):
-        self.digests = [hashlib.sha256(key.encode()).digest() for key in keys]
+        self.digests = [hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest() for key in keys]
 
     def __bool__(self) -> bool:
         return bool(self.digests)

@@ -91,7 +91,8 @@ def endpoints(stub_port: int, priced: bool = True, caps: dict | None = None) -> 
     return {
         "A": serve.Endpoint("A", stub, "model-a", "secret-a", PRICES["A"] if priced else None, None,
                             *caps.get("A", (None, 1))),
-        "B": serve.Endpoint("B", stub, "model-b", None, PRICES["B"] if priced else None, None, *caps.get("B", (None, 1))),
+        "B": serve.Endpoint("B", stub, "model-b", None, PRICES["B"] if priced else None, None,
+                            *caps.get("B", (None, 1))),
         "Down": serve.Endpoint("Down", f"http://127.0.0.1:{closed_port()}/v1", "model-down", None, None, None),
     }
 
@@ -115,7 +116,8 @@ async def serving(router, priced: bool = True, keys: list[str] | None = None, ca
 
 async def post(client, path: str, body=None, raw: bytes | None = None, headers: dict | None = None):
     data = raw if raw is not None else json.dumps(body).encode()
-    async with client.post(path, data=data, headers={"Content-Type": "application/json", **(headers or {})}) as response:
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    async with client.post(path, data=data, headers=headers) as response:
         return response.status, response.headers, await response.json(content_type=None)
 
 
