@@ -6,6 +6,9 @@
                                                GPU mode: full SmolLM2-135M / MiniLM-L6 shapes, bf16 autocast with
                                                float32 master weights, fused AdamW, FlexAttention for packed rows
                                                (SDPA for the plain baseline); --compile adds torch.compile rows
+    python bench/bench.py --routing_only --routers DIR [DIR ...] [--threads 1]
+                                               the routing tables alone, plus trained routers' speed and agreement
+                                               per inference precision on the test benchmarks' queries
 
 Backbones are random-initialised from the packaged configs (throughput needs no trained weights); prompts
 and responses come from the real training data (Self-OSS-Instruct, ``--data_dir``) when it is there, else
@@ -17,7 +20,12 @@ from random text. Printed, and written to ``--output``:
    (useful work only: no padding, no masked attention pairs; forward + backward = 3 x forward), MFU against
    the matrix-product ceiling measured in the same run, peak memory, warm-up time;
 3. routing latency per query (p50/p90, a batch of one, collation included) and throughput (batched) per
-   stage, backbone and layout.
+   stage, backbone and layout; in CPU mode also per inference precision of the library's layout
+   (``ROUTING_PRECISIONS``: the float32 path, bf16 weights — ``routers.pretrained``'s ``--precision bf16`` —,
+   bf16 autocast over float32 weights, int8 dynamic quantisation of the linear layers), with ratios vs float32;
+4. with ``--routers``: for each trained router folder, the same precisions on the real test benchmarks' queries
+   (``--data_dir``/test): throughput in batches of ``DEFAULT_BATCH_SIZE``, latency of one query, and agreement with
+   float32 (share of queries routed to the same candidate, largest score difference).
 
 CPU mode times the process's CPU seconds (use one thread: ``--threads 1``), so that other work on the machine
 does not skew the comparison; GPU mode times the wall clock. Warm-up (the steps before the timed ones: kernel
@@ -39,12 +47,14 @@ import statistics
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import AutoConfig, AutoTokenizer  # noqa: E402
@@ -57,12 +67,16 @@ from trainers import CausalTrainer, GTResponsesTrainer, MaskConcatTrainer, SCTra
 from trainers.collators import CausalCollator, prompt_frame  # noqa: E402
 from trainers.losses import routing_loss  # noqa: E402
 from trainers.mask_concat import mask_slots  # noqa: E402
+from data import BENCHMARKS, load_benchmark  # noqa: E402
+from routers.pretrained import DEFAULT_BATCH_SIZE, PretrainedRouter  # noqa: E402
 
 SMOLLM2, MINILM = "packaged:smollm2-135m-instruct", "packaged:all-minilm-l6-v2"
 SELF_OSS = Path("train") / "SelfOSSInstructSC2_filtered2"
 STAGES = {"causal": (CausalTrainer, SMOLLM2), "mask_concat": (MaskConcatTrainer, MINILM),
           "sc": (SCTrainer, MINILM), "gt_responses": (GTResponsesTrainer, MINILM)}
 PLAIN, PACKED, SHARED = "plain padded", "packed", "prefix-shared packed"
+FP32, BF16, BF16_AUTOCAST, INT8_DYNAMIC = "fp32", "bf16", "bf16 autocast", "int8 dynamic"
+ROUTING_PRECISIONS = (FP32, BF16, BF16_AUTOCAST, INT8_DYNAMIC)  # CPU routing rows
 MODES = {  # prompt/response: SmolLM2 (causal) lengths; encoder_*: MiniLM (512 positions)
     "cpu": dict(layers=2, warmup=1, steps=2, causal_batch=2, large_batch=None, encoder_batch=8, route_batch=8,
                 route_batches=2, latency_queries=6, prompt=128, response=32, encoder_prompt=128, encoder_response=32,
@@ -320,17 +334,36 @@ def measure_training(stage: str, layout: str, attention: str, batch_size: int, c
             "peak GiB": memory.peak_bytes / 2 ** 30, "warm-up s": warmup_seconds}
 
 
+def routing_variant(model: nn.Module, precision: str) -> tuple[nn.Module, torch.dtype | None]:
+    """(the model to route with, the autocast dtype or None) for ``precision`` (one of ``ROUTING_PRECISIONS``);
+    ``model`` (float32) is converted in place for bf16, copied for int8."""
+    if precision == BF16:
+        return model.to(torch.bfloat16), None
+    if precision == BF16_AUTOCAST:
+        return model, torch.bfloat16
+    if precision == INT8_DYNAMIC:
+        with warnings.catch_warnings():  # torch.ao's notice that this API moves to torchao
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8), None
+    return model, None
+
+
 @torch.inference_mode()
 def measure_routing(stage: str, layout: str, attention: str, settings: dict, records: list[dict],
-                    device: torch.device) -> dict:
+                    device: torch.device, precision: str | None = None) -> dict:
+    """Routing latency and throughput of a random ``stage`` router; ``precision`` (CPU): one of
+    ``ROUTING_PRECISIONS``, None for the mode's own (float32 on CPU, bf16 autocast on GPU)."""
     clock = settings["clock"]
     model, _, collator = random_router(stage, attention, settings, device)
     model.eval()
+    dtype = settings["dtype"]
+    if precision is not None:
+        model, dtype = routing_variant(model, precision)
     features = collator.encode(records, with_responses=stage == "gt_responses")
 
     def route(chunk: list[dict]) -> None:
         inputs = {k: v.to(device) for k, v in make_batch(stage, layout, collator, chunk).items()}
-        with torch.autocast(device.type, dtype=settings["dtype"], enabled=settings["dtype"] is not None):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             model(**inputs)
         synchronize(device)
 
@@ -350,6 +383,64 @@ def measure_routing(stage: str, layout: str, attention: str, settings: dict, rec
     routed = batch * settings["route_batches"]
     quantiles = statistics.quantiles(latencies, n=10)
     return {"p50 ms": statistics.median(latencies), "p90 ms": quantiles[8], "queries/s": routed / seconds}
+
+
+def benchmark_prompts(data_dir: Path) -> list[str]:
+    """The prompts of the seven test benchmarks under ``data_dir``."""
+    return [record["prompt"] for name in BENCHMARKS for record in load_benchmark(name, data_dir, PAPER_CANDIDATES)]
+
+
+@torch.inference_mode()
+def trained_routing_rows(folder: Path, prompts: list[str], sample_size: int = 512, latency_queries: int = 20,
+                         clock=time.process_time) -> list[list]:
+    """One row per ``ROUTING_PRECISIONS`` for the trained router in ``folder`` (on CPU): latency of one query
+    (p50 ms), throughput in batches of ``DEFAULT_BATCH_SIZE`` on a seeded sample of ``sample_size`` prompts
+    (queries/s, ratio vs float32), and over all ``prompts`` the share routed to float32's choice, the count that
+    differ, the largest |score difference| from float32, and among the queries that differ the largest gap
+    between float32's two best scores (how near a tie the flipped choices were). The precisions are timed in
+    turns (each batch, each single query, in every precision before the next), so that a machine whose load
+    changes during the run slows them alike; throughput is the sample over the summed batch times."""
+    sample = random.Random(0).sample(prompts, min(sample_size, len(prompts)))
+    routes = {}
+    for precision in ROUTING_PRECISIONS:
+        router = PretrainedRouter.from_pretrained(folder, precision="fp32")
+        router.model, dtype = routing_variant(router.model, precision)
+
+        def route(chunk: list[str], router=router, dtype=dtype):
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                return router.route(chunk)
+
+        route(sample[:DEFAULT_BATCH_SIZE])  # warm-up
+        routes[precision] = route
+    latencies = {precision: [] for precision in routes}
+    seconds = dict.fromkeys(routes, 0.0)
+    for prompt in sample[:latency_queries]:
+        for precision, route in routes.items():
+            start = clock()
+            route([prompt])
+            latencies[precision].append(1000 * (clock() - start))
+    for offset in range(0, len(sample), DEFAULT_BATCH_SIZE):
+        for precision, route in routes.items():
+            start = clock()
+            route(sample[offset:offset + DEFAULT_BATCH_SIZE])
+            seconds[precision] += clock() - start
+    reference = routes[FP32](prompts)
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    rows = []
+    for precision, route in routes.items():
+        scores = reference if precision == FP32 else route(prompts)
+        same = scores.argmax(1) == reference.argmax(1)
+        speed = len(sample) / seconds[precision]
+        rows.append([f"{router.stage} ({folder})", precision, statistics.median(latencies[precision]), speed,
+                     f"{speed * seconds[FP32] / len(sample):.2f}x", f"{same.mean():.2%}", int((~same).sum()),
+                     float(np.abs(scores - reference).max()), float((top2[:, 1] - top2[:, 0])[~same].max(initial=0))])
+        print("  " + " | ".join(str(value) for value in rows[-1]), flush=True)
+    return rows
+
+
+TRAINED_ROUTING_HEADERS = ["router", "precision", "p50 ms (1 query)", f"queries/s (batches of {DEFAULT_BATCH_SIZE})",
+                           "vs fp32", "same choice as fp32", "queries differing", "largest score change",
+                           "largest fp32 top-2 gap where differing"]
 
 
 def tokens_per_epoch(data_dir: Path, prompt_length: int, response_length: int, batch_size: int = 2) -> dict:
@@ -418,6 +509,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="Measure only what torch.compile of the backbone gives: the causal prefix-shared row "
                              "without and with it (warm-up = compilation).")
     parser.add_argument("--skip_epoch", action="store_true", help="Skip the tokens-per-epoch table.")
+    parser.add_argument("--routing_only", action="store_true",
+                        help="Only the routing tables (no training throughput, no tokens per epoch).")
+    parser.add_argument("--routers", nargs="+", type=Path, default=[],
+                        help="Trained router folders: add their speed and agreement per precision on the test "
+                             "benchmarks' queries (CPU; --data_dir must hold test/).")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's).")
     parser.add_argument("--output", type=Path, default=None, help="Also write the tables to this file.")
     args = parser.parse_args(argv)
@@ -455,36 +551,52 @@ def main(argv: list[str] | None = None) -> None:
         emit(f"## torch.compile of the backbone ({shape})\n\n" + markdown(TRAINING_HEADERS, rows))
         return
 
-    if not args.skip_epoch and data_present:
+    if not args.skip_epoch and not args.routing_only and data_present:
         emit(epoch_table(args.data_dir))
 
     training_rows, routing_rows, speedups = [], [], {}
+    mode_precision = FP32 if settings["dtype"] is None else BF16_AUTOCAST
     for stage in args.stages:
         batch = settings["causal_batch" if stage == "causal" else "encoder_batch"]
         packed_attention = settings["packed_attention"][STAGES[stage][1]]
         variants = [(layout, "sdpa" if layout == PLAIN else packed_attention, batch) for layout in layouts_of(stage)]
         if stage == "causal" and settings["large_batch"]:
             variants.append((SHARED, packed_attention, settings["large_batch"]))
-        for layout, attention, batch_size in variants:
+        for layout, attention, batch_size in variants if not args.routing_only else []:
             row, result = training_row(stage, layout, attention, batch_size, False, settings, records, device,
                                        ceiling)
             training_rows.append(row)
             speedups.setdefault(("train", stage), {})[(layout, batch_size)] = result["examples/s"]
-        for layout in layouts_of(stage):
+        library_layout = layouts_of(stage)[-1]
+        routings = [(layout, None) for layout in layouts_of(stage)]
+        if device.type == "cpu":  # the other precisions, on the layout the library routes with
+            routings += [(library_layout, precision) for precision in ROUTING_PRECISIONS if precision != FP32]
+        for layout, precision in routings:
             attention = "sdpa" if layout == PLAIN else packed_attention
-            result = measure_routing(stage, layout, attention, settings, records, device)
-            speedups.setdefault(("route", stage), {})[layout] = result["queries/s"]
-            plain = speedups[("route", stage)][PLAIN]
-            routing_rows.append([stage, STAGES[stage][1].split(":")[1], layout, attention, result["p50 ms"],
-                                 result["p90 ms"], result["queries/s"], f"{result['queries/s'] / plain:.2f}x"])
+            result = measure_routing(stage, layout, attention, settings, records, device, precision)
+            speed = result["queries/s"]
+            if precision is None:
+                speedups.setdefault(("route", stage), {})[layout] = speed
+            measured = speedups[("route", stage)]
+            routing_rows.append([stage, STAGES[stage][1].split(":")[1], layout, attention, precision or mode_precision,
+                                 result["p50 ms"], result["p90 ms"], speed, f"{speed / measured[PLAIN]:.2f}x",
+                                 f"{speed / measured[layout]:.2f}x"])
             print("  " + " | ".join(str(value) for value in routing_rows[-1]), flush=True)
 
-    emit(f"## Training throughput ({shape})\n\n" + markdown(TRAINING_HEADERS, training_rows))
+    if training_rows:
+        emit(f"## Training throughput ({shape})\n\n" + markdown(TRAINING_HEADERS, training_rows))
     emit(f"## Routing (latency: one query at a time, collation included; throughput: batches of "
-         f"{settings['route_batch']})\n\n"
-         + markdown(["stage", "backbone", "layout", "attention", "p50 ms", "p90 ms", "queries/s", "vs plain"],
-                    routing_rows))
-    if "causal" in args.stages:
+         f"{settings['route_batch']}; vs plain: vs the plain padded row, vs fp32: vs the same layout's "
+         f"{mode_precision} row)\n\n"
+         + markdown(["stage", "backbone", "layout", "attention", "precision", "p50 ms", "p90 ms", "queries/s",
+                     "vs plain", f"vs {mode_precision}"], routing_rows))
+    if args.routers:
+        prompts = benchmark_prompts(args.data_dir)
+        rows = [row for folder in args.routers for row in trained_routing_rows(folder, prompts)]
+        emit(f"## Routing with trained routers, per precision (CPU, {torch.get_num_threads()} threads, process CPU "
+             f"time; agreement over the {len(prompts)} queries of the seven test benchmarks)\n\n"
+             + markdown(TRAINED_ROUTING_HEADERS, rows))
+    if "causal" in args.stages and not args.routing_only:
         train, route = speedups[("train", "causal")], speedups[("route", "causal")]
         batch = settings["causal_batch"]
         plain = train[(PLAIN, batch)]

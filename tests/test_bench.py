@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "compressed_data"
 SELF_OSS = DATA / "train" / "SelfOSSInstructSC2_filtered2"
@@ -46,13 +49,19 @@ def test_cpu_benchmark_prints_every_table(tmp_path):
         assert row[9].endswith("%"), row
 
     routing = table(text, "Routing")
-    assert sorted((row[0], row[2]) for row in routing) == sorted(
-        (stage, layout) for stage, layouts in LAYOUTS.items() for layout in layouts)
+    # float32 rows for every layout, and the other precisions on the layout the library routes with
+    assert sorted((row[0], row[2], row[4]) for row in routing) == sorted(
+        [(stage, layout, "fp32") for stage, layouts in LAYOUTS.items() for layout in layouts]
+        + [(stage, layouts[-1], precision) for stage, layouts in LAYOUTS.items()
+           for precision in ("bf16", "bf16 autocast", "int8 dynamic")])
+    speeds = {(row[0], row[2], row[4]): number(row[7]) for row in routing}
     for row in routing:
-        p50, p90, queries_per_s = number(row[4]), number(row[5]), number(row[6])
+        p50, p90, queries_per_s = number(row[5]), number(row[6]), number(row[7])
         assert 0 < p50 <= p90 and queries_per_s > 0, row
-        if row[2] == "plain padded":
-            assert row[7] == "1.00x", row
+        # the ratios, against the table's own rows (printed to 3 significant digits)
+        for cell, baseline in ((row[8], (row[0], "plain padded", "fp32")), (row[9], (row[0], row[2], "fp32"))):
+            assert cell.endswith("x") and float(cell[:-1]) == pytest.approx(queries_per_s / speeds[baseline],
+                                                                             rel=0.01, abs=0.01), row
 
     ratios = text.split("## Ratios", 1)[1]
     assert re.search(r"causal routing, prefix-shared vs k prompt copies \(plain padded\): [0-9.]+x", ratios)
@@ -65,3 +74,27 @@ def test_cpu_benchmark_prints_every_table(tmp_path):
             plain, packed, shared = (float(row[2].rstrip("M")) for row in epoch[first:first + 3])
             assert [row[1] for row in epoch[first:first + 3]] == LAYOUTS["causal"]
             assert shared < packed < plain, epoch
+
+
+def test_trained_router_rows_measure_the_library_precisions(tmp_path):
+    sys.path.insert(0, str(REPO / "bench"))
+    import bench
+    from routers.pretrained import PretrainedRouter, save_untrained_router
+    from test_pretrained_router import save_tiny_bert
+    from synthetic import CANDIDATES, WORDS
+
+    folder = save_untrained_router(tmp_path / "sc", "sc", save_tiny_bert(tmp_path / "bert"), CANDIDATES, max_length=12)
+    prompts = [" ".join(WORDS[(n * 7 + i) % len(WORDS)] for i in range(2 + n % 9)) for n in range(60)]
+    rows = {row[1]: row for row in bench.trained_routing_rows(folder, prompts, sample_size=16, latency_queries=3)}
+    assert list(rows) == list(bench.ROUTING_PRECISIONS)
+    assert rows["fp32"][4:9] == ["1.00x", "100.00%", 0, 0.0, 0.0]
+    # The bf16 row is the library's --precision bf16: the same choices and differences as computed here.
+    fp32 = PretrainedRouter.from_pretrained(folder, precision="fp32").route(prompts)
+    bf16 = PretrainedRouter.from_pretrained(folder, precision="bf16").route(prompts)
+    differ = fp32.argmax(1) != bf16.argmax(1)
+    assert rows["bf16"][5:8] == [f"{1 - differ.mean():.2%}", int(differ.sum()), float(np.abs(bf16 - fp32).max())]
+    assert rows["bf16"][7] > 0  # it did run in bf16
+    top2 = np.sort(fp32, axis=1)[:, -2:]
+    assert rows["bf16"][8] == float(max([0.0] + list((top2[:, 1] - top2[:, 0])[differ])))
+    for row in rows.values():
+        assert row[2] > 0 and row[3] > 0 and row[4] == f"{row[3] / rows['fp32'][3]:.2f}x"

@@ -10,6 +10,7 @@ import cost
 import train
 from model import load_router_model
 from model.backbones import resolve_backbone
+from routers import pretrained
 from routers.pretrained import PretrainedRouter, save_untrained_router
 from trainers import STAGES
 from utils.io import DataError
@@ -48,7 +49,7 @@ RESPONSES = [["A says sort", "B says sorted(x)"], ["A parses", "B counts words "
 def test_every_stage_routes_like_its_trainer(backbones, tmp_path, stage, backbone, options):
     folder = save_untrained_router(tmp_path / stage, stage, backbones[backbone], CANDIDATES, max_length=48,
                                    **options)
-    router = PretrainedRouter.from_pretrained(folder, batch_size=2)  # 3 prompts: two batches
+    router = PretrainedRouter.from_pretrained(folder, batch_size=2, precision="fp32")  # 3 prompts: two batches
     assert (router.stage, router.candidates) == (stage, CANDIDATES)
     assert router.score_kind == ("softmax" if options.get("loss_type") == "CE" else "sigmoid")  # BCE, MSE: sigmoid
     scores = router.route(PROMPTS, responses=RESPONSES)
@@ -80,7 +81,7 @@ def test_cross_fit_run_folds_load_and_reproduce_their_predictions(backbones, tmp
     prompts = {str(n): f"how many {WORDS[n]} are {n}" for n in range(8)}
     for fold in range(2):
         rows = json.loads((out / f"fold_{fold}" / "test_predictions" / "GSM8k.json").read_text())
-        router = PretrainedRouter.from_pretrained(out / f"fold_{fold}")
+        router = PretrainedRouter.from_pretrained(out / f"fold_{fold}", precision="fp32")
         assert router.score_kind == "sigmoid"  # sc trains with BCE, read from the run's run_args.json
         scores = router.route([prompts[row["prompt_id"]] for row in rows])
         np.testing.assert_allclose(scores, [row["router_scores"] for row in rows], atol=1e-5)
@@ -113,3 +114,48 @@ def test_decide_applies_the_saved_policy(backbones, tmp_path):
 def test_a_folder_without_a_router_is_refused(tmp_path):
     with pytest.raises(DataError, match="not a trained router folder"):
         PretrainedRouter.from_pretrained(tmp_path)
+
+
+def test_precision_auto_is_bf16_only_where_the_cpu_computes_it(monkeypatch):
+    for avx512_bf16, amx, expected in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        assert pretrained.resolve_precision("auto", "cpu") == expected
+    assert pretrained.resolve_precision("auto", "cuda") == "fp32"  # measured on CPU only
+    assert [pretrained.resolve_precision(p, "cpu") for p in ("fp32", "bf16")] == ["fp32", "bf16"]
+    with pytest.raises(ValueError, match="Unknown precision 'int8'"):
+        pretrained.resolve_precision("int8", "cpu")
+
+
+@pytest.mark.parametrize("stage, backbone, options", [("mask_concat", "bert", {"mask_length": 3, "max_length": 24}),
+                                                      ("sc", "bert", {"max_length": 24}),
+                                                      ("causal", "llama", {"max_length": 64})])
+def test_bf16_routing_stays_close_to_fp32(backbones, tmp_path, stage, backbone, options):
+    folder = save_untrained_router(tmp_path / stage, stage, backbones[backbone], CANDIDATES, **options)
+    fp32 = PretrainedRouter.from_pretrained(folder, precision="fp32")
+    bf16 = PretrainedRouter.from_pretrained(folder, precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    expected, scores = fp32.route(PROMPTS), bf16.route(PROMPTS)
+    assert scores.dtype == np.float32 and not np.array_equal(scores, expected)  # it really ran in bf16
+    # bf16 keeps 8 significant bits: each of the few layers adds a relative error of about 2^-8
+    np.testing.assert_allclose(scores, expected, atol=0.05 * np.abs(expected).max())
+
+
+def test_prompts_are_cut_to_the_router_length_before_tokenisation(backbones, tmp_path):
+    # sc on a BERT tokenizer: max_length 10 = [CLS] + 8 prompt tokens + [SEP]
+    folder = save_untrained_router(tmp_path / "sc", "sc", backbones["bert"], CANDIDATES, max_length=10)
+    router = PretrainedRouter.from_pretrained(folder, precision="fp32")
+    assert router.prompt_chars == 8 * pretrained.MAX_CHARS_PER_TOKEN
+    long = "sort the list of numbers then count the words " * 10_000
+    seen = []
+    tokenize = router.collator.tokenize
+    router.collator.tokenize = lambda texts, *args, **kwargs: seen.extend(map(len, texts)) or tokenize(
+        texts, *args, **kwargs)
+    cut = router.route([long])
+    assert seen == [256]
+    # The same scores as routing the whole text (what the router reads is its first 8 tokens either way) ...
+    router.prompt_chars = len(long)
+    np.testing.assert_array_equal(cut, router.route([long]))
+    np.testing.assert_array_equal(cut, router.route(["sort the list of numbers then count the"]))  # 8 tokens
+    assert seen[-2:] == [len(long), 39]
