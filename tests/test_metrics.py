@@ -316,3 +316,132 @@ def test_offline_lc_is_close_to_the_official_values():
               for m, model in enumerate(table.models) if model in official]
     assert len(errors) == 16
     assert np.abs(errors).mean() < 1.0 and np.abs(errors).max() < 1.5
+
+
+# ------------------------------------------------------------------------------------------------ issue 13: values
+
+def joint_glm_records(k=8, n=60, seed=5):
+    """AlpacaEval records drawn from the joint GLM itself: candidate c's soft label on instruction i is
+    sigmoid(bias_c + phi_c * feature_ci + d_i), with strong instruction effects d (sd 1.5) and outputs that are
+    longer on harder instructions (so the length term and the difficulty are confounded, as on the real data).
+    Returns (records, bias, d)."""
+    rng = np.random.default_rng(seed)
+    d = rng.normal(0, 1.5, n)
+    bias, phi = np.linspace(-0.6, 0.8, k), np.linspace(0.4, 1.5, k)
+    lengths = np.rint(1000 - 300 * d[None, :] + rng.normal(0, 200, (k, n))).clip(100)
+    delta = 1000 - lengths
+    feature = np.tanh(delta / delta.std(axis=1, ddof=1, keepdims=True))  # the LC paper's length feature
+    labels = expit(bias[:, None] + phi[:, None] * feature + d[None, :])
+    records = alpaca_records((1 + labels.T).tolist(), lengths.T.astype(int).tolist(), [1000] * n)
+    return records, bias, d
+
+
+def test_alpaca_lc_with_difficulty_fitted_on_the_candidates_recovers_the_generating_win_rates():
+    """The LC win rate is, by definition, 100 x mean_i sigmoid(bias_c + d_i) (the length term removed). Fitted
+    on the candidates' own annotations, the difficulty recovers d well enough to give that within 1 point;
+    a zero difficulty, or the strongest ridge (30), misses it by 5-10 points on this fixture."""
+    records, bias, d = joint_glm_records()
+    errors = []
+    for c in range(len(bias)):
+        result = metrics.alpaca_eval_metrics(records, np.full(len(records), c))
+        assert result["lc_method"] == "offline_glm_candidates"
+        errors.append(result["length_controlled_winrate"] - expit(bias[c] + d).mean() * 100)
+    assert np.abs(errors).max() < 1.0
+    # the fixture can tell: without the difficulty the per-model GLM misses by several points
+    labels = np.array([r["preferences"] for r in records]).T - 1
+    lengths = np.array([r["output_lengths"] for r in records]).T
+    features = alpaca_lc.length_feature(np.full(lengths.shape, 1000.0), lengths)
+    blind = [alpaca_lc.fit_model_glm(labels[c], features[c], np.zeros(len(d))).length_controlled_win_rate(
+        np.zeros(len(d))) - expit(bias[c] + d).mean() * 100 for c in range(len(bias))]
+    assert np.abs(blind).max() > 5
+
+
+def test_fitted_difficulty_follows_the_instruction_effects():
+    records, bias, d = joint_glm_records()
+    labels = np.array([r["preferences"] for r in records]) - 1
+    lengths = np.array([r["output_lengths"] for r in records], dtype=float)
+    difficulty = metrics._difficulty_from_candidates(records, labels + 1, lengths, np.full(len(records), 1000.0))
+    assert difficulty.ridge == 0.1  # exact labels: the least shrinkage predicts held-out cells best
+    assert np.corrcoef(difficulty.values, d)[0, 1] > 0.99
+    assert difficulty.values.std() > 0.5 * d.std()
+
+
+def test_choose_ridge_takes_the_lowest_cross_validated_loss():
+    """Pure noise around 0.5 has no instruction effect to learn: the strongest ridge predicts held-out cells best.
+    Exact labels of a strong instruction effect: the weakest ridge does."""
+    rng = np.random.default_rng(7)
+    k, n = 12, 80
+    features = np.tanh(rng.normal(size=(k, n)))
+    assert alpaca_lc.choose_ridge(rng.uniform(0.2, 0.8, (k, n)), features) == 30.0
+    exact = expit(np.linspace(-1, 1, k)[:, None] + rng.normal(0, 2, n)[None, :])
+    assert alpaca_lc.choose_ridge(exact, features) == 0.1
+    assert alpaca_lc.choose_ridge(exact, features, ridges=(5.0, 0.5, 50.0)) == 0.5  # the grid's order is free
+
+
+def test_evaluate_best_fixed_is_the_best_candidate_not_the_first():
+    """Three candidates with fixed accuracies 25%, 50%, 75%: best_fixed is the third's; the router's 50%
+    closes (50 - 75) / (100 - 75) = -1 of the gap."""
+    scores = [[0, 0, 1], [0, 1, 1], [1, 0, 0], [0, 1, 1]]  # columns: 1/4, 2/4, 3/4 correct; oracle 4/4
+    examples = [record(i, s) for i, s in enumerate(scores)]
+    result = metrics.evaluate("HumanEval", examples, [0, 0, 0, 1])  # right on queries 2 and 3
+    assert result["fixed_scores"] == pytest.approx([25.0, 50.0, 75.0])
+    assert result["best_fixed"] == pytest.approx(75.0)
+    assert result["oracle"] == pytest.approx(100.0) and result["score"] == pytest.approx(50.0)
+    assert result["gap_closed"] == pytest.approx((50 - 75) / (100 - 75))
+    assert result["random"] == pytest.approx(50.0) and result["over_random"] == pytest.approx(0.0)
+    assert result["best_pick_rate"] == pytest.approx(2 / 4)
+    assert result["route_share"] == pytest.approx({"0": 0.75, "1": 0.25, "2": 0.0})
+
+
+def test_arena_ci95_is_the_central_95_percent_of_the_bootstrap():
+    """1000 battles, 300 wins and 700 losses: the bootstrap share is about normal with sd sqrt(.3 x .7 / 1000)
+    = 1.45 points, so the 2.5-97.5 percentile interval spans about 2 x 1.96 sd = 5.7 points (a 25-75 one would
+    span 2 x 0.67 sd = 2.0). 100 resamples estimate those percentiles to within about 20%."""
+    low, high = metrics.bootstrap_win_rate_ci(300, 700, 0)
+    sd = math.sqrt(0.3 * 0.7 / 1000) * 100
+    assert (high - low) / (2 * 1.96 * sd) == pytest.approx(1.0, abs=0.2)
+    assert (low + high) / 2 == pytest.approx(30.0, abs=0.5)
+    # ties count half a point: 200 wins, 200 ties, 600 losses have the same mean share 30% and a smaller sd
+    low, high = metrics.bootstrap_win_rate_ci(200, 600, 200)
+    sd = math.sqrt((0.2 * 0.7 ** 2 + 0.2 * 0.2 ** 2 + 0.6 * 0.3 ** 2) / 1000) * 100
+    assert (high - low) / (2 * 1.96 * sd) == pytest.approx(1.0, abs=0.2)
+    assert metrics.bootstrap_win_rate_ci(0, 0, 0) is None
+    assert metrics.bootstrap_win_rate_ci(5, 0, 0) == [100.0, 100.0]
+
+
+def arena_battle_points(verdict_pairs):
+    """By hand: (points, battles) of one question's two games for the candidate (B in game 1, A in game 2);
+    a strong verdict is 3 battles, a weak one 1, a tie 1 battle worth half a point, None 3 battles lost."""
+    points = battles = 0
+    for verdict, slot in zip(verdict_pairs, "BA"):
+        if verdict is None:
+            battles += 3
+            continue
+        weight = 3 if (">>" in verdict) else 1
+        battles += weight
+        if verdict == "A=B":
+            points += 0.5
+        elif verdict[0] == slot:  # "X>>Y" / "X>Y": X wins
+            points += weight
+    return points, battles
+
+
+def test_evaluate_random_is_the_mean_of_twenty_draws_near_the_exact_expectation():
+    """Non-linear headline (ArenaHard): ``random`` is the mean headline of 20 uniform routings drawn with
+    numpy's default_rng(0) (the rule evaluate's docstring states), each scored here by hand."""
+    verdicts = [[["B>>A", "A>>B"], ["A>>B", "B>>A"]], [["B>A", "A=B"], ["A>B", None]],
+                [["A=B", "A>B"], ["B>>A", "A>>B"]], [["A>>B", "B>A"], ["B>A", "A>B"]],
+                [["B>>A", "A>B"], [None, None]], [["A=B", "A=B"], ["B>>A", "A=B"]],
+                [["A>B", "B>>A"], ["B>A", "A>>B"]], [["B>A", "A>>B"], ["A=B", "B>A"]]]
+    examples = arena_records(verdicts)
+    table = [[arena_battle_points(v) for v in question] for question in verdicts]
+
+    def win_rate(choices):
+        points = sum(table[i][c][0] for i, c in enumerate(choices))
+        return 100 * points / sum(table[i][c][1] for i, c in enumerate(choices))
+
+    rng = np.random.default_rng(0)
+    draws = [win_rate(rng.integers(0, 2, size=8)) for _ in range(20)]
+    result = metrics.evaluate("ArenaHard", examples, [0] * 8)
+    assert result["random"] == pytest.approx(np.mean(draws), abs=1e-9)
+    assert abs(np.mean(draws) - draws[0]) > 1 and abs(np.mean(draws) - np.mean(draws[:10])) > 0.1  # 20 draws, not 1
