@@ -128,6 +128,20 @@ def test_benchmark_cost_analysis_on_records():
     assert analysis["pair"] == {"strong": 1, "weak": 0}
     assert analysis["strong_share_curve"]["quality"][0] == pytest.approx(100 / 3)
     assert analysis["strong_share_curve"]["quality"][-1] == pytest.approx(200 / 3)
+    # strong 1 - weak 0 quality: -0.4, -0.1, 0.6, so queries go strong in the order 2, 1, 0; at shares 0, .1, ..., 1
+    # round(3 x share) of them go: 0 0 1 1 1 2 2 2 2 3 3 -> accuracy 100/3, 200/3, 100 or 200/3 (all strong).
+    # PGR = (accuracy - weak 100/3) / (strong 200/3 - weak 100/3) = 0 0 1 1 1 2 2 2 2 1 1
+    assert analysis["strong_share_curve"]["quality"] == pytest.approx(
+        [100 / 3] * 2 + [200 / 3] * 3 + [100.0] * 4 + [200 / 3] * 2)
+    assert analysis["apgr"] == pytest.approx(0.1 * (0.5 + 1 + 1 + 1.5 + 2 + 2 + 2 + 1.5 + 1))  # trapezoids: 1.25
+    assert analysis["cpt50"] == pytest.approx(0.15)  # PGR 0 at share .1, 1 at .2: crosses .5 half-way
+    assert analysis["cpt80"] == pytest.approx(0.18)
+    swapped = cost.benchmark_cost_analysis(accuracy, records, QUALITY, "identity", prices, pair=(0, 1))
+    # strong 0 (100/3) below weak 1 (200/3): queries go to 0 in the order 0, 1, 2: accuracy 200/3 200/3 100 100
+    # 100 200/3 200/3 200/3 200/3 100/3 100/3; PGR = (accuracy - 200/3) / (100/3 - 200/3) = 0 0 -1 -1 -1 0 0 0 0 1 1
+    assert swapped["pair"] == {"strong": 0, "weak": 1}
+    assert swapped["apgr"] == pytest.approx(0.1 * (-0.5 - 1 - 1 - 0.5 + 0.5 + 1))  # -0.15
+    assert swapped["cpt50"] == pytest.approx(0.85) and swapped["cpt80"] == pytest.approx(0.88)
 
 
 def test_policy_round_trip_and_validation(tmp_path):

@@ -318,9 +318,31 @@ def test_chunked_linear_cross_entropy_under_bf16_autocast():
     assert (grad - expected_grad).norm() / expected_grad.norm() < 1e-2
 
 
-# ----- FlexAttention (compiled on CPU: slow) -----
+# ----- FlexAttention (compiled on CPU: ~10 s, in the default suite as the one check of the flex path) -----
 
-@pytest.mark.slow
+def test_flex_attention_arguments_carry_the_prefix_sharing():
+    """The flex kernel's BlockMask, as ``attention_arguments`` builds it for a backbone, applies the visibility
+    rule drawn by hand in ``test_prefix_shared_visibility_by_hand``: blocks see the prompt and themselves."""
+    document_ids = torch.tensor([[0, 0, 0, 0, 0, 1, -1]])
+    block_ids = torch.tensor([[0, 0, 1, 1, 2, 0, 0]])
+    config = LlamaConfig(**TINY)
+    config._attn_implementation = "flex_attention"
+    block_mask = attention_arguments(config, document_ids, block_ids, True, torch.float32)["attention_mask"]
+    q, kv = torch.arange(7)[:, None], torch.arange(7)[None, :]
+    seen = block_mask.mask_mod(torch.tensor(0), torch.tensor(0), q, kv).int().tolist()
+    assert seen[4] == [1, 1, 0, 0, 1, 0, 0]  # block 2 sees the prompt and itself, not block 1
+    assert seen[3] == [1, 1, 1, 1, 0, 0, 0] and seen[5] == [0, 0, 0, 0, 0, 1, 0] and seen[6] == [0] * 6 + [1]
+    assert seen == dense_mask(document_ids, block_ids, causal=True)[0, 0].int().tolist()
+    # an encoder (bidirectional) with sliding-window layers gets one BlockMask per layer type
+    sliding = ModernBertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=32, global_attn_every_n_layers=2, local_attention=2)
+    sliding._attn_implementation = "flex_attention"
+    masks = attention_arguments(sliding, document_ids, None, False, torch.float32)["attention_mask"]
+    local = masks["sliding_attention"].mask_mod(torch.tensor(0), torch.tensor(0), q, kv).int().tolist()
+    assert local[2] == [0, 1, 1, 1, 0, 0, 0] and masks["full_attention"].mask_mod(
+        torch.tensor(0), torch.tensor(0), q, kv).int().tolist()[2] == [1, 1, 1, 1, 1, 0, 0]
+
+
 def test_flex_attention_forward_equals_sdpa(smol):
     generator = random.Random(5)
     features = causal_features(generator, [6, 11], [[3, 2, 5], [1, 4, 2]])
