@@ -112,19 +112,21 @@ def mutmut(work: Path, *args: str) -> subprocess.CompletedProcess:
 def diff_of(work: Path, name: str) -> tuple[str, str]:
     """(function, the mutated lines) and the diff text of mutant ``name``."""
     text = mutmut(work, "show", name).stdout
-    function = name.rsplit(".", 1)[1].split("__mutmut_")[0].removeprefix("x_").replace("ǁ", ".").strip(".")
+    mangled = name.rsplit(".", 1)[1].split("__mutmut_")[0]  # x_function or xǁClassǁmethod
+    function = mangled[2:].replace("ǁ", ".")
     added = " / ".join(line[1:].strip() for line in text.splitlines()
                        if line.startswith("+") and not line.startswith("+++"))
     return f"{function}: {added}", text
 
 
 def equivalents(module: str) -> dict[str, str]:
-    """``{"function: mutated line": reason}`` from the table rows ``| module | function | `line` | reason |``."""
+    """``{"function: mutated line": reason}`` from the table rows ``| module | function | `line` | reason |`` of
+    ``docs/mutation_testing.md`` (a ``|`` inside a cell written ``\\|``; several mutated lines joined by " / ")."""
     found = {}
     if not EQUIVALENTS.exists():
         return found
     for line in EQUIVALENTS.read_text().splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
         if len(cells) == 4 and cells[0] == module:
             found[f"{cells[1]}: {cells[2].strip('`')}"] = cells[3]
     return found
