@@ -109,14 +109,28 @@ def mutmut(work: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, capture_output=True)
 
 
-def diff_of(work: Path, name: str) -> tuple[str, str]:
-    """(function, the mutated lines) and the diff text of mutant ``name``."""
-    text = mutmut(work, "show", name).stdout
-    mangled = name.rsplit(".", 1)[1].split("__mutmut_")[0]  # x_function or xǁClassǁmethod
-    function = mangled[2:].replace("ǁ", ".")
-    added = " / ".join(line[1:].strip() for line in text.splitlines()
-                       if line.startswith("+") and not line.startswith("+++"))
-    return f"{function}: {added}", text
+DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+path = sys.argv[1]
+print(json.dumps({name: get_diff_for_mutant(name, path=path) for name in json.loads(sys.stdin.read())}))
+"""
+
+
+def diffs_of(work: Path, source: str, names: list[str]) -> dict[str, tuple[str, str]]:
+    """``{mutant: ("function: the mutated lines", diff)}`` (one process for all, as ``mutmut show`` prints them)."""
+    if not names:
+        return {}
+    run = subprocess.run([sys.executable, "-c", DIFFS, source], cwd=work, input=json.dumps(names), text=True,
+                         capture_output=True, check=True)
+    found = {}
+    for name, text in json.loads(run.stdout).items():
+        mangled = name.rsplit(".", 1)[1].split("__mutmut_")[0]  # x_function or xǁClassǁmethod
+        function = mangled[2:].replace("ǁ", ".")
+        added = " / ".join(line[1:].strip() for line in text.splitlines()
+                           if line.startswith("+") and not line.startswith("+++"))
+        found[name] = (f"{function}: {added}", text)
+    return found
 
 
 def equivalents(module: str) -> dict[str, str]:
@@ -151,8 +165,9 @@ def run_module(module: str, output_dir: Path, max_children: int) -> dict:
     results = {n: verdicts(work, source)[n] for n in selected(verdicts(work, source), globs)}
     known = equivalents(module)
     survivors = []
-    for name in sorted(n for n, s in results.items() if s not in KILLED):
-        key, text = diff_of(work, name)
+    not_killed = sorted((n for n, s in results.items() if s not in KILLED),
+                        key=lambda n: (n.split("__mutmut_")[0], int(n.split("__mutmut_")[1])))
+    for name, (key, text) in diffs_of(work, source, not_killed).items():
         survivors.append({"name": name, "status": results[name], "key": key, "diff": text,
                           "equivalent": known.get(key)})
     total = len(results)

@@ -426,7 +426,7 @@ def arena_battle_points(verdict_pairs):
     return points, battles
 
 
-def test_evaluate_random_is_the_mean_of_twenty_draws_near_the_exact_expectation():
+def test_evaluate_random_is_the_mean_of_twenty_seeded_draws():
     """Non-linear headline (ArenaHard): ``random`` is the mean headline of 20 uniform routings drawn with
     numpy's default_rng(0) (the rule evaluate's docstring states), each scored here by hand."""
     verdicts = [[["B>>A", "A>>B"], ["A>>B", "B>>A"]], [["B>A", "A=B"], ["A>B", None]],
@@ -445,3 +445,204 @@ def test_evaluate_random_is_the_mean_of_twenty_draws_near_the_exact_expectation(
     result = metrics.evaluate("ArenaHard", examples, [0] * 8)
     assert result["random"] == pytest.approx(np.mean(draws), abs=1e-9)
     assert abs(np.mean(draws) - draws[0]) > 1 and abs(np.mean(draws) - np.mean(draws[:10])) > 0.1  # 20 draws, not 1
+
+
+# ------------------------------------------------------------------------------------------------ issue 13: errors
+
+def two_candidate_records(benchmark):
+    """Three well-formed records of ``benchmark`` with two candidates."""
+    if benchmark == "AlpacaEval":
+        return alpaca_records([[1.2, 1.9], [1.7, 1.1], [1.5, 1.5]], [[5, 6], [7, 8], [9, 4]], [3, 4, 5])
+    if benchmark == "ArenaHard":
+        return arena_records([[["B>A", "A=B"], ["A>>B", "B>A"]]] * 3)
+    if benchmark == "MT-Bench":
+        return [record(i, [7, 8], turn_scores=[[7, 7], [8, 8]], category="writing") for i in range(3)]
+    return [record(i, [1, 0]) for i in range(3)]
+
+
+BENCHMARK_FIELDS = [("AlpacaEval", f) for f in ("scores", "preferences", "output_lengths", "reference_length",
+                                                "prompt", "best_model_idx")] + [
+    ("ArenaHard", "verdicts"), ("ArenaHard", "scores"), ("MT-Bench", "turn_scores"), ("MT-Bench", "scores"),
+    ("MATH", "scores"), ("HumanEval", "best_model_idx")]
+
+
+@pytest.mark.parametrize("benchmark, field", BENCHMARK_FIELDS)
+def test_a_missing_field_is_named_with_its_benchmark_and_prompt_id(benchmark, field):
+    examples = two_candidate_records(benchmark)
+    del examples[1][field]
+    with pytest.raises(DataError) as error:
+        metrics.evaluate(benchmark, examples, [0, 1, 0])  # AlpacaEval: difficulty fitted on the candidates
+    assert str(error.value) == (f"{benchmark} prompt_id '1': field {field!r} is missing. Load the records with "
+                                f"data.load_benchmark({benchmark!r}, ...), which adds it.")
+
+
+@pytest.mark.parametrize("field", ["prompt_id", "reference_output", "responses"])
+def test_the_official_lc_path_names_a_missing_field(monkeypatch, field):
+    monkeypatch.setattr(alpaca_lc, "official_lc_available", lambda: True)
+    monkeypatch.setattr(alpaca_lc, "official_length_controlled_win_rate", lambda *args: 50.0)
+    examples = two_candidate_records("AlpacaEval")
+    del examples[2][field]
+    with pytest.raises(DataError, match=f"^AlpacaEval prompt_id {examples[2].get('prompt_id')!r}: field '{field}' "):
+        metrics.alpaca_eval_metrics(examples, [0, 1, 0])
+
+
+@pytest.mark.parametrize("benchmark, field", [("AlpacaEval", "preferences"), ("AlpacaEval", "output_lengths"),
+                                              ("ArenaHard", "verdicts"), ("MT-Bench", "turn_scores"),
+                                              ("MBPP", "scores")])
+def test_a_list_without_one_entry_per_candidate_is_refused(benchmark, field):
+    examples = two_candidate_records(benchmark)
+    examples[2][field] = examples[2][field][:1]
+    with pytest.raises(DataError) as error:
+        metrics.evaluate(benchmark, examples, [0, 0, 0])
+    assert str(error.value) == (f"{benchmark} prompt_id '2': field {field!r} must list one entry per candidate (2). "
+                                f"Rebuild the records with data.load_benchmark.")
+
+
+def test_malformed_game_and_turn_lists_are_refused():
+    arena = two_candidate_records("ArenaHard")
+    arena[0]["verdicts"] = [["B>A"], ["A=B", "A=B"]]  # one game for candidate 0
+    with pytest.raises(DataError) as error:
+        metrics.arena_hard_metrics(arena, [0, 0, 0])
+    assert str(error.value) == ("ArenaHard prompt_id '0': field 'verdicts[0]' must hold the two games' verdicts. "
+                                "Rebuild the records with data.load_benchmark.")
+    arena[0]["verdicts"] = [["B>A", "A=B"], ["A=B", "A>>>B"]]
+    with pytest.raises(DataError) as error:
+        metrics.arena_hard_metrics(arena, [0, 0, 0])
+    assert str(error.value).startswith("ArenaHard prompt_id '0': field 'verdicts[1]' holds 'A>>>B', not one of ")
+    mt = two_candidate_records("MT-Bench")
+    mt[1]["turn_scores"] = [[7, 7], 8]
+    with pytest.raises(DataError) as error:
+        metrics.mt_bench_metrics(mt, [0, 0, 0])
+    assert str(error.value) == ("MT-Bench prompt_id '1': field 'turn_scores' must hold [turn1, turn2] per candidate. "
+                                "Rebuild the records with data.load_benchmark.")
+
+
+def test_choices_must_be_one_integer_index_per_record():
+    examples = two_candidate_records("GSM8k")
+    for bad in ([[0, 1, 0]], [0.0, 1.0, 0.0], [0, 1], [0, -1, 0]):
+        with pytest.raises(DataError) as error:
+            metrics.evaluate("GSM8k", examples, bad)
+        assert str(error.value).startswith("GSM8k: choices must be 3 integer candidate indices in [0, 2)")
+    with pytest.raises(DataError, match="^MBPP: no records to score"):
+        metrics.evaluate("MBPP", [], [])
+
+
+def test_alpaca_difficulty_needs_two_candidates_to_fit_on_the_records():
+    one = alpaca_records([[1.2], [1.7], [1.4]], [[5], [7], [6]], [3, 4, 5])
+    with pytest.raises(DataError) as error:
+        metrics.alpaca_eval_metrics(one, [0, 0, 0])
+    assert str(error.value) == ("AlpacaEval: the instruction difficulty cannot be fitted on a single candidate's "
+                                "annotations. Pass the difficulty of metrics.fit_alpaca_difficulty(data_dir).")
+    two = alpaca_records([[1.2, 1.9], [1.7, 1.1], [1.5, 1.5], [1.1, 1.3]], [[5, 6], [7, 8], [9, 4], [3, 9]],
+                         [3, 4, 5, 6])
+    assert metrics.alpaca_eval_metrics(two, [0, 1, 0, 1])["lc_method"] == "offline_glm_candidates"
+
+
+# ------------------------------------------------------------------------------------------------ issue 13: values
+
+def test_evaluate_names_every_benchmark_and_uses_its_headline():
+    mt = [record(0, [7.5, 4], turn_scores=[[8, 7], [4, 4]]), record(1, [2, 9], turn_scores=[[2, 2], [9, 9]])]
+    result = metrics.evaluate("MT-Bench", mt, [1, 1])
+    # all turns valid: the headline is linear, random is the exact mean of the fixed scores (5.75 and 6.5)
+    assert result["score"] == result["mean_score"] == pytest.approx(6.5)
+    assert result["fixed_scores"] == pytest.approx([4.75, 6.5]) and result["random"] == pytest.approx(5.625)
+    assert result["oracle"] == pytest.approx((7.5 + 9) / 2)
+    for benchmark in ("MATH", "GSM8k", "MBPP", "HumanEval"):
+        result = metrics.evaluate(benchmark, [record(i, s) for i, s in enumerate([[1, 0], [0, 1]])], [0, 0])
+        assert result["score"] == result["accuracy"] == pytest.approx(50.0) and result["n"] == 2
+    assert metrics.accuracy_metrics([record(0, [1, 0]), record(1, [1, 1])], [1, 1], "MATH") == {"accuracy": 50.0,
+                                                                                              "n": 2}
+    assert metrics.accuracy_metrics([record(0, [0, 1])], [1]) == {"accuracy": 100.0, "n": 1}
+    examples = alpaca_records([[1.2, 1.9], [1.7, 1.1], [1.5, 1.5]], [[5, 6], [7, 8], [9, 4]], [3, 4, 5])
+    result = metrics.evaluate("AlpacaEval", examples, [1, 0, 0], alpaca_difficulty=difficulty_for(examples, [0.5, -1,
+                                                                                                             0]))
+    assert result["lc_method"] == "offline_glm_annotations"
+    assert result["score"] == result["length_controlled_winrate"]
+    assert result["win_rate"] == pytest.approx(100 * (0.9 + 0.7 + 0.5) / 3)
+
+
+def test_mt_bench_with_no_valid_turn_is_nan_without_numpy_warnings():
+    import warnings
+
+    examples = [record(0, [0, 0], turn_scores=[[-1, -1], [5, 5]])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = metrics.mt_bench_metrics(examples, [0])
+    assert math.isnan(result["mean_score"]) and result["parse_failures_dropped"] == 2
+
+
+def test_arena_elo_is_none_at_a_share_of_zero_or_one():
+    all_won = metrics.arena_hard_metrics(arena_records([[["B>>A", "A>B"], ["A=B", "A=B"]]]), [0])
+    assert all_won["win_rate"] == 100.0 and all_won["elo"] is None
+    all_lost = metrics.arena_hard_metrics(arena_records([[["A>B", None], ["A=B", "A=B"]]]), [0])
+    assert all_lost["win_rate"] == 0.0 and all_lost["elo"] is None and all_lost["missing_verdicts"] == 1
+    assert all_lost["n_battles"] == all_lost["battle_losses"] == 4
+    assert math.isnan(metrics.bt_win_rate(0, 0, 0))
+
+
+def test_arena_ci95_follows_the_documented_bootstrap():
+    """The docstring's procedure, written out: the battles' points (win 1, loss 0, tie 0.5), 100 resamples with
+    replacement drawn with numpy's default_rng(42), the 2.5 and 97.5 percentiles of the resampled shares (%)."""
+    wins, losses, ties = 7, 4, 3
+    points = np.array([1.0] * wins + [0.0] * losses + [0.5] * ties)
+    draws = np.random.default_rng(42).integers(0, 14, size=(100, 14))
+    shares = points[draws].mean(axis=1) * 100
+    expected = [np.percentile(shares, 2.5), np.percentile(shares, 97.5)]
+    assert metrics.bootstrap_win_rate_ci(wins, losses, ties) == pytest.approx(expected, abs=1e-12)
+
+
+def test_alpaca_standard_error_with_one_and_two_answers():
+    import warnings
+
+    two = alpaca_records([[2.0, 1.0], [1.5, 1.0]], [[1, 1], [1, 1]], [1, 1])
+    result = metrics.alpaca_eval_metrics(two, [0, 0], difficulty_for(two, [0.0, 0.0]))
+    assert result["standard_error"] == pytest.approx(np.std([1.0, 0.5], ddof=1) / math.sqrt(2) * 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy "degrees of freedom" warning: one answer has no standard error
+        one = metrics.alpaca_eval_metrics(two[:1], [0], difficulty_for(two[:1], [0.0]))
+    assert math.isnan(one["standard_error"]) and one["n_total"] == 1
+
+
+def test_ratios_and_means_skip_undefined_values():
+    assert metrics._ratio(math.nan, 1.0) is None and metrics._ratio(1.0, math.nan) is None
+    assert metrics._ratio(1.0, 0.0) is None and metrics._ratio(1.0, 4.0) == 0.25
+    summary = metrics.summarize({"A": {"gap_closed": None, "over_random": math.nan}})
+    assert summary["mean_gap_closed"] is None and summary["mean_over_random"] is None
+    table = metrics.format_table({"run": {"MBPP": {"score": math.nan}, "mean_gap_closed": None,
+                                          "mean_over_random": 0.5}})
+    assert table.splitlines()[2] == "| run | – | – | 0.500 |"
+
+
+def test_candidate_difficulties_are_kept_per_record_set():
+    """Two record sets fitted in one process each get their own difficulty (the memo is keyed by content)."""
+    for seed in (5, 6):
+        records, bias, d = joint_glm_records(seed=seed)
+        lc = metrics.alpaca_eval_metrics(records, np.zeros(len(records), dtype=int))["length_controlled_winrate"]
+        assert lc == pytest.approx(expit(bias[0] + d).mean() * 100, abs=1.0)
+
+
+def test_evaluate_benchmarks_fits_the_alpaca_difficulty_on_the_data_folder(tmp_path):
+    """AlpacaEval's LC uses the difficulty fitted on <data_dir>/test/AlpacaEval (every model's annotations):
+    with two models' annotations of 12 instructions, the routed LC equals the LC computed with that fit."""
+    rng = np.random.default_rng(8)
+    root = tmp_path / "test" / "AlpacaEval"
+    for model in ("a", "b", "c"):
+        write_annotations(root, model, [(1 + rng.uniform(), int(rng.integers(5, 50)), 20) for _ in range(12)])
+    difficulty = alpaca_lc.fit_instruction_difficulty(root)
+    alpaca_lc._DIFFICULTY_MEMORY.clear()  # so that evaluate_benchmarks fits it again and writes its cache
+    examples = [dict(e, prompt=f"instruction {i}") for i, e in enumerate(alpaca_records(
+        (1 + rng.uniform(size=(12, 2))).tolist(), rng.integers(5, 50, (12, 2)).tolist(), [20] * 12))]
+    choices = rng.integers(0, 2, 12)
+    gsm = [record(i, s) for i, s in enumerate([[1, 0], [0, 1]])]
+    summary = metrics.evaluate_benchmarks({"AlpacaEval": examples, "GSM8k": gsm},
+                                          {"AlpacaEval": choices, "GSM8k": [1, 1]}, tmp_path, ["x", "y"],
+                                          cache_dir=tmp_path / "cache")
+    alpaca = summary["AlpacaEval"]
+    assert alpaca["lc_method"] == "offline_glm_annotations"
+    assert alpaca["score"] == pytest.approx(metrics.alpaca_eval_metrics(examples, choices, difficulty)[
+        "length_controlled_winrate"])
+    assert summary["GSM8k"]["score"] == 50.0 and summary["GSM8k"]["route_share"] == {"x": 0.0, "y": 1.0}
+    assert set(summary) == {"AlpacaEval", "GSM8k", "mean_gap_closed", "mean_over_random"}
+    assert (tmp_path / "cache" / alpaca_lc.DIFFICULTY_CACHE_FILE).exists()
+    # without AlpacaEval no difficulty is fitted, so no AlpacaEval folder is needed
+    assert metrics.evaluate_benchmarks({"GSM8k": gsm}, {"GSM8k": [0, 0]}, tmp_path / "nowhere")["GSM8k"]["score"] == 50
