@@ -146,15 +146,15 @@ def equivalents(module: str) -> dict[str, str]:
     return found
 
 
-def run_module(module: str, output_dir: Path, max_children: int) -> dict:
+def run_module(module: str, output_dir: Path, max_children: int, report_only: bool = False) -> dict:
     source, tests, globs = MODULES[module]
     work = output_dir / "work" / module
     keep = prepare(work, source, tests)
     meta = work / "mutants" / (source + ".meta")
     args = ["run", "--max-children", str(max_children)]
-    if keep and meta.exists():  # retry only the mutants not yet killed
+    if keep and meta.exists():  # retry only the mutants not yet killed (none with --report_only)
         retry = selected([n for n, s in verdicts(work, source).items() if s not in KILLED], globs)
-        args = args + retry if retry else []
+        args = args + retry if retry and not report_only else []
     elif globs:
         args += globs
     if args:
@@ -194,6 +194,9 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"any of {', '.join(MODULES)} (default: all)")
     parser.add_argument("--output_dir", default=str(ROOT / "output" / "mutation"))
     parser.add_argument("--max_children", type=int, default=1)
+    parser.add_argument("--report_only", action="store_true",
+                        help="rewrite the reports from the verdicts already there (e.g. after editing the list of "
+                             "equivalent mutants); run mutmut only for modules without verdicts")
     args = parser.parse_args()
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +206,7 @@ def main() -> None:
     rows = []
     for module in args.modules or list(MODULES):
         print(f"mutating {module} ...", flush=True)
-        summary = run_module(module, output_dir, args.max_children)
+        summary = run_module(module, output_dir, args.max_children, args.report_only)
         rows.append(summary)
         print(f"  {summary['killed']}/{summary['mutants']} killed, {summary['equivalent']} equivalent", flush=True)
     table = ["| module | mutants | killed | equivalent | score | score excl. equivalent |", "|---|---|---|---|---|---|"]

@@ -577,6 +577,8 @@ def test_arena_elo_is_none_at_a_share_of_zero_or_one():
     all_lost = metrics.arena_hard_metrics(arena_records([[["A>B", None], ["A=B", "A=B"]]]), [0])
     assert all_lost["win_rate"] == 0.0 and all_lost["elo"] is None and all_lost["missing_verdicts"] == 1
     assert all_lost["n_battles"] == all_lost["battle_losses"] == 4
+    no_verdict = metrics.arena_hard_metrics(arena_records([[[None, None], ["A=B", "A=B"]]]), [0])
+    assert no_verdict["missing_verdicts"] == 2 and no_verdict["battle_losses"] == 6
     assert math.isnan(metrics.bt_win_rate(0, 0, 0))
 
 
