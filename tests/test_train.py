@@ -144,6 +144,41 @@ def test_cross_fit_folds_never_train_or_validate_on_their_own_records(backbones,
         assert sorted(p for p in trained if p not in BENCHMARK_PROMPTS) == sorted(SYNTH_TRAIN_PROMPTS)
         assert sorted(p for p in validated if p not in BENCHMARK_PROMPTS) == sorted(SYNTH_EVAL_PROMPTS)
         assert not set(trained) & set(validated)
+    # the top folder's eval_results.json: each validation metric averaged over the folds, and each fold's own
+    folds = [json.loads((tmp_path / f"fold_{f}" / "eval_results.json").read_text()) for f in range(2)]
+    merged = json.loads((tmp_path / "eval_results.json").read_text())
+    assert set(folds[0]) == set(folds[1]) and "eval_reward" in folds[0]
+    assert merged == pytest.approx({**{name: (folds[0][name] + folds[1][name]) / 2 for name in folds[0]},
+                                    **{f"fold_{f}_{name}": value for f in range(2) for name, value in folds[f].items()}})
+    assert (tmp_path / "training_curves.png").exists()
+
+
+def test_cross_fit_folds_run_one_at_a_time_then_merge(backbones, data_dir, tmp_path, monkeypatch):
+    """--cross_fit_only_fold trains and routes one fold; a run with --resume_from_checkpoint last-checkpoint then
+    keeps the folds' predictions as written (no training) and merges them into the benchmark's metrics."""
+    seen = recording_stage(monkeypatch, "sc")
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--cross_fit_only_fold", "1")
+    assert list(seen) == ["fold_1"] and not (tmp_path / "fold_0").exists()
+    assert not (tmp_path / "test_predictions").exists() and not (tmp_path / "metrics.json").exists()
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--cross_fit_only_fold", "0")
+    assert list(seen) == ["fold_1", "fold_0"]
+    seen.clear()
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--resume_from_checkpoint",
+        "last-checkpoint")
+    assert seen == {}  # nothing trained again
+    log = (tmp_path / "train.log").read_text()
+    assert "fold 0: predictions already written, kept" in log and "fold 1: predictions already written, kept" in log
+    by_id = {row["prompt_id"]: row for f in range(2) for row in predictions(tmp_path / f"fold_{f}")}
+    assert predictions(tmp_path) == [by_id[str(n)] for n in range(8)]
+    correct = [[(n + c) % 2 == 0 for c in range(2)] for n in range(8)]  # synthetic.py: candidate c right on n + c even
+    score = 100 * sum(correct[n][by_id[str(n)]["choice"]] for n in range(8)) / 8
+    assert json.loads((tmp_path / "metrics.json").read_text())["GSM8k"]["score"] == pytest.approx(score)
+
+
+def test_cross_fit_refuses_a_resume_path(tmp_path):
+    with pytest.raises(SystemExit, match="with --cross_fit_folds use --resume_from_checkpoint last-checkpoint"):
+        train.main(["sc", "--output_dir", str(tmp_path), "--cross_fit_folds", "2", "--resume_from_checkpoint",
+                    str(tmp_path / "checkpoint-2"), "--test_datasets", "GSM8k"])
 
 
 def test_cross_fit_max_train_samples_draws_each_fold_from_its_own_pool(backbones, data_dir, tmp_path, monkeypatch):
