@@ -804,3 +804,121 @@ def test_official_lc_is_available_only_with_the_package_and_both_hub_files(monke
     assert real() is False  # one of the two
     cached[("tatsu-lab/alpaca_eval", "df_gamed.csv", "/hub", "dataset")] = "/hub/b.csv"
     assert real() is True
+
+
+def write_annotation_rows(root: Path, model: str, rows, name="annotations.json"):
+    folder = root / model / alpaca_lc.ANNOTATOR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(rows))
+    return folder / name
+
+
+def annotation(instruction, preference, output="o", reference="r", generator="gen"):
+    return {"instruction": instruction, "output_1": reference, "output_2": output, "preference": preference,
+            "generator_1": alpaca_lc.REFERENCE_MODEL, "generator_2": generator}
+
+
+def test_read_annotations_aligns_models_by_instruction(tmp_path):
+    write_annotation_rows(tmp_path, "m1", [annotation("x", 2.0, "oo", "rrr", "model one"),
+                                           annotation("y", 0, "o", "r"),        # 0: the legacy draw, 1.5
+                                           annotation("z", None, "oooo", "rr")])  # no judgment: NaN
+    write_annotation_rows(tmp_path, "m2", [annotation("z", 1.0, "o", "r", generator=7),  # not a name: the folder's
+                                           annotation("x", 1.25, "ooooo", "rrr"),
+                                           annotation("y", "1.75", "oo", "r")])
+    (tmp_path / "notes").mkdir()  # a folder without annotations is passed over
+    table = alpaca_lc.read_annotations(tmp_path)
+    assert table.models == ("m1", "m2") and table.generators == ("model one", "m2")
+    assert table.instructions == ("x", "y", "z")
+    np.testing.assert_array_equal(table.labels, [[1.0, 0.5, np.nan], [0.25, 0.75, 0.0]])
+    np.testing.assert_array_equal(table.output_lengths, [[2, 1, 4], [5, 2, 1]])
+    np.testing.assert_array_equal(table.reference_lengths, [[3, 1, 2], [3, 1, 1]])
+
+
+@pytest.mark.parametrize("preference, message", [
+    (2.5, "field 'preference' is 2.5, outside [1, 2]"), (0.5, "field 'preference' is 0.5, outside [1, 2]"),
+    ("high", "field 'preference' is 'high', not a number"), ([1], "field 'preference' is [1], not a number")])
+def test_read_annotations_refuses_a_bad_preference(tmp_path, preference, message):
+    path = write_annotation_rows(tmp_path, "m", [annotation("x", 1.5), annotation("y", preference)])
+    with pytest.raises(DataError) as error:
+        alpaca_lc.read_annotations(tmp_path)
+    assert str(error.value).startswith(f"{path}, entry 1: {message}") and "alpaca_eval annotator" in str(error.value)
+
+
+def test_read_annotations_accepts_the_ends_of_the_preference_range(tmp_path):
+    write_annotation_rows(tmp_path, "m", [annotation("x", 1.0), annotation("y", 2.0), annotation("z", 1)])
+    assert alpaca_lc.read_annotations(tmp_path).labels.tolist() == [[0.0, 1.0, 0.0]]
+
+
+def test_read_annotations_names_the_file_and_entry_of_malformed_rows(tmp_path):
+    path = write_annotation_rows(tmp_path, "m", {"instruction": "x"})
+    with pytest.raises(DataError, match=f"^{path}: expected a JSON list of annotations, got dict."):
+        alpaca_lc.read_annotations(tmp_path)
+    for bad in ({"instruction": "y", "output_1": "r"}, "a row", {"instruction": 3, "output_1": "r", "output_2": "o"}):
+        write_annotation_rows(tmp_path, "m", [annotation("x", 1.5), bad])
+        with pytest.raises(DataError) as error:
+            alpaca_lc.read_annotations(tmp_path)
+        assert str(error.value) == (f"{path}, entry 1: fields 'instruction', 'output_1', 'output_2' must be strings. "
+                                    f"Regenerate the file with alpaca_eval.")
+    write_annotation_rows(tmp_path, "m", [annotation("x", 1.5), annotation("x", 1.2)])
+    with pytest.raises(DataError) as error:
+        alpaca_lc.read_annotations(tmp_path)
+    assert str(error.value) == (f"{path}, entry 1: field 'instruction' repeats an earlier entry. Keep one annotation "
+                                f"per instruction.")
+
+
+def test_annotation_folders_must_exist_and_hold_annotations(tmp_path):
+    with pytest.raises(DataError) as error:
+        alpaca_lc.annotation_files(tmp_path / "missing")
+    assert str(error.value) == (f"{tmp_path / 'missing'}: not a folder. Pass the AlpacaEval folder that holds "
+                                f"<model>/{alpaca_lc.ANNOTATOR}/annotations.json for each model.")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as error:
+        alpaca_lc.annotation_files(tmp_path / "empty")
+    assert str(error.value) == (f"{tmp_path / 'empty'}: no <model>/{alpaca_lc.ANNOTATOR}/annotations.json found. "
+                                f"Pass the AlpacaEval folder of the released data (test/AlpacaEval).")
+    write_annotation_rows(tmp_path / "two", "b", [annotation("x", 1.5)])
+    (tmp_path / "two" / "a").mkdir()  # no annotations: skipped, the later folders still found
+    write_annotation_rows(tmp_path / "two", "c", [annotation("x", 1.5)])
+    assert list(alpaca_lc.annotation_files(tmp_path / "two")) == ["b", "c"]
+
+
+def test_instruction_difficulty_cache_is_keyed_by_the_annotation_files(tmp_path):
+    rng = np.random.default_rng(11)
+    root = tmp_path / "AlpacaEval"
+    for model in ("a", "b"):
+        write_annotations(root, model, [(1 + rng.uniform(), int(rng.integers(5, 50)), 20) for _ in range(10)])
+    assert alpaca_lc.fit_instruction_difficulty(root) is alpaca_lc.fit_instruction_difficulty(root)  # memory
+    assert not (tmp_path / "cache").exists()  # no cache_dir: nothing written
+    alpaca_lc._DIFFICULTY_MEMORY.clear()
+    first = alpaca_lc.fit_instruction_difficulty(root, tmp_path / "cache")
+    cached = json.loads((tmp_path / "cache" / alpaca_lc.DIFFICULTY_CACHE_FILE).read_text())
+    assert len(cached["fingerprint"]) == 64 and cached["difficulty"] == pytest.approx(first.values.tolist())
+    assert cached["source"] == first.source and first.source.startswith("joint GLM on the annotations of 2 models")
+    assert first.models == ("a", "b") and cached["models"] == ["a", "b"] and cached["ridge"] == first.ridge
+    # the cache, not a refit: a doctored cached value comes back
+    cached["difficulty"][0] = 123.0
+    (tmp_path / "cache" / alpaca_lc.DIFFICULTY_CACHE_FILE).write_text(json.dumps(cached))
+    alpaca_lc._DIFFICULTY_MEMORY.clear()
+    from_cache = alpaca_lc.fit_instruction_difficulty(root, tmp_path / "cache")
+    assert from_cache.values[0] == 123.0 and from_cache.instructions == first.instructions
+    assert from_cache.source == first.source and from_cache.models == first.models
+    # changed annotations: another fingerprint, a refit (not the doctored cache)
+    write_annotations(root, "c", [(1 + rng.uniform(), int(rng.integers(5, 50)), 20) for _ in range(10)])
+    refit = alpaca_lc.fit_instruction_difficulty(root, tmp_path / "cache")
+    assert refit.models == ("a", "b", "c") and refit.values[0] != 123.0
+
+
+def test_official_leaderboard_values_are_matched_by_name_and_raw_win_rate(tmp_path):
+    write_annotation_rows(tmp_path, "m1", [annotation("x", 2.0, generator="model one"), annotation("y", 1.5)])
+    write_annotation_rows(tmp_path, "m2", [annotation("x", 1.0, generator="m2-gen"), annotation("y", 1.25)])
+    write_annotation_rows(tmp_path, "m3", [annotation("x", 1.5), annotation("y", 1.5)])
+    # raw win rates: m1 75, m2 12.5, m3 50. m1's leaderboard lists m1 (by generator name) and a stale m2 row;
+    # m2's own leaderboard (by folder name) has no LC value; m3's row is another run (win rate 49).
+    (tmp_path / "m1" / alpaca_lc.ANNOTATOR / "leaderboard.csv").write_text(
+        ",win_rate,length_controlled_winrate\nmodel one,75.0,70.5\nm2,13.0,11.0\n")
+    (tmp_path / "m2" / alpaca_lc.ANNOTATOR / "leaderboard.csv").write_text(
+        ",win_rate,length_controlled_winrate\nm2,12.5,\nm3,49.0,44.0\n")
+    (tmp_path / "m3" / alpaca_lc.ANNOTATOR / "leaderboard.csv").write_text(
+        ",win_rate,length_controlled_winrate\nother,50.0,40.0\nm2,12.5000000001,10.25\n")
+    table = alpaca_lc.read_annotations(tmp_path)
+    assert alpaca_lc.official_leaderboard_lc(tmp_path, table) == {"m1": 70.5, "m2": 10.25}
