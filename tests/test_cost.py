@@ -219,3 +219,131 @@ def test_calibration_command_saves_a_policy_the_router_loads(tmp_path):
     assert policy.calibration["route_share"] == {"A": 0.5, "B": 0.5}
     with pytest.raises(DataError, match="below the cheapest routing"):
         cost.main(common + ["--budget", "0.001"])
+
+
+# ------------------------------------------------------------------------------------------------ issue 13
+
+def test_aiq_at_a_single_cost_and_the_range_error():
+    points = [(10, 1), (11, 3), (12, 4), (13, 4.5)]  # costs shifted by 10: the hull's geometry is unchanged
+    np.testing.assert_allclose(cost.nondecreasing_hull(points + [(11.5, 3.1), (11, 2)]), points)
+    assert cost.aiq(points, (11.5, 11.5)) == pytest.approx(3.5)  # a zero-width range: the hull's height there
+    assert cost.aiq(points, (10, 14)) == pytest.approx((2 + 3.5 + 4.25 + 4.5) / 4)
+    with pytest.raises(ValueError) as error:
+        cost.aiq(points, (9.5, 12))
+    assert str(error.value) == ("The cost range starts at 9.5, below the cheapest point (10.0): add a point there "
+                                "(e.g. the cheapest candidate's) or start the range later.")
+    # a point whose quality equals the previous point's cost is not a point of equal cost
+    np.testing.assert_allclose(cost.nondecreasing_hull([(2, 0), (3, 2)]), [(2, 0), (3, 2)])
+
+
+def test_cpt_at_a_target_reached_with_no_strong_queries():
+    shares, qualities = [0, 0.5, 1], [60, 70, 80]
+    assert cost.cpt(shares, qualities, 50, 80, 0.25) == 0.0  # PGR(0) = 1/3 already reaches 0.25
+    assert cost.cpt(shares, qualities, 50, 80, 0.5) == pytest.approx(0.5 * (0.5 - 1 / 3) / (2 / 3 - 1 / 3))
+    assert cost.apgr(shares, qualities, 50, 80) == pytest.approx(0.5 * (1 / 3 + 2 / 3) / 2 + 0.5 * (2 / 3 + 1) / 2)
+
+
+def test_curve_skips_repeated_routings_and_keeps_the_requested_number_of_points():
+    """One query, three candidates (quality 0.9 / 0.5 / 0.1, cost 2 / 1 / 0.5). Crossings at lambda 0.4 (0 vs 1),
+    0.533 (0 vs 2) and 0.8 (1 vs 2); the grid 0, 0.467, 0.667, 1.6 routes to 0, 1, 1, 2: three routings."""
+    quality, costs = np.array([[0.9, 0.5, 0.1]]), np.array([[2.0, 1.0, 0.5]])
+    curve = cost.quality_cost_curve(lambda choices: float(choices[0]), quality, costs, costs)
+    assert [(p.willingness_to_pay, p.cost, p.route_share) for p in curve] == [
+        (pytest.approx(1.6), 0.5, [0.0, 0.0, 1.0]), (pytest.approx((0.4 + 0.8 / 1.5) / 2), 1.0, [0.0, 1.0, 0.0]),
+        (0.0, 2.0, [1.0, 0.0, 0.0])]
+    two = cost.quality_cost_curve(accuracy, QUALITY, COSTS, COSTS, max_points=2)  # lambdas 0 and 0.8 only
+    assert [p.willingness_to_pay for p in two] == [pytest.approx(0.8), 0.0]
+
+
+def test_strong_share_curve_sends_tied_queries_lowest_index_first():
+    """60 queries; strong - weak = 0.5 on queries 0-19 and 40-59, 0.2 on 20-39. At a share of 0.5 the 30 sent are
+    0-19 and, of the tied 40-59, the lowest ten: 40-49. Only 40-49 are right with the strong candidate."""
+    quality = np.zeros((60, 2))
+    quality[:, 0] = [0.5] * 20 + [0.2] * 20 + [0.5] * 20
+    right = np.zeros((60, 2))
+    right[40:50, 0] = 1
+
+    def headline(choices):
+        return float(right[np.arange(60), choices].mean() * 100)
+
+    shares, qualities = cost.strong_share_curve(headline, quality, strong=0, weak=1, steps=2)
+    assert qualities.tolist() == pytest.approx([0.0, 100 * 10 / 60, 100 * 10 / 60])
+
+
+def test_attach_recorded_output_tokens_reads_either_spelling(tmp_path):
+    (tmp_path / "responses").mkdir()
+    (tmp_path / "responses" / "A.jsonl").write_text(
+        '{"prompt_id": 1, "response_toknes": 40}\n{"prompt_id": "2", "response_toknes": 7}\n')
+    (tmp_path / "responses" / "B.jsonl").write_text('{"prompt_id": "1", "response_tokens": 12}\n')
+    records = [{"prompt_id": "1"}, {"prompt_id": 2}, {"prompt_id": "3"}]
+    assert cost.attach_recorded_output_tokens(records, tmp_path, ["A", "B", "C"]) is records  # C: no file
+    assert [r["output_tokens"] for r in records] == [[40, 12, None], [7, None, None], [None, None, None]]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "A.jsonl").write_text('{"prompt_id": "1", "response_tokens": 5}\n')
+    assert cost.attach_recorded_output_tokens([{"prompt_id": "1"}], tmp_path, ["A"], score_dir="other")[0][
+        "output_tokens"] == [5]
+
+
+class FixedRouter:
+    """A stand-in router: fixed quality estimates, records what it is asked to route."""
+    candidates = ["weak", "strong"]
+    score_kind = "identity"
+
+    def __init__(self, quality):
+        self.quality, self.calls = np.asarray(quality, dtype=float), []
+
+    def route(self, prompts, responses=None):
+        self.calls.append((list(prompts), responses))
+        return self.quality
+
+
+def test_calibrate_records_its_validation_figures():
+    """Two queries of 8 characters (2 input tokens). Prices: weak 0 in / 1000 out, strong 1000 in / 3000 out
+    (USD per million), answers of 4 and 8 characters (1 and 2 tokens): typical outputs 1.5 and 1.5 tokens."""
+    records = [{"prompt": "abcdefgh", "responses": ["wwww", "ssssssss"], "source": "S", "scores": [0.0, 1.0]},
+               {"prompt": "hgfedcba", "responses": ["wwwwwwww", "ssss"], "source": "S", "scores": [1.0, 0.5]}]
+    prices = [cost.Price(0.0, 1000.0), cost.Price(1000.0, 3000.0)]
+    router = FixedRouter([[0.2, 0.9], [0.6, 0.7]])
+    policy = cost.calibrate(router, records, prices, strong_share=0.5, strong="strong", weak="weak")
+    assert router.calls == [(["abcdefgh", "hgfedcba"], [["wwww", "ssssssss"], ["wwwwwwww", "ssss"]])]
+    # strong - weak: 0.7 and 0.1; half the queries (1) go strong: the threshold is the midpoint 0.4
+    assert policy.rule == "threshold" and policy.threshold == pytest.approx(0.4)
+    expected_costs = [1.5 * 1000 / 1000, (2 * 1000 + 1.5 * 3000) / 1000]  # per 1,000 queries: weak 1.5, strong 6.5
+    realised = [[1.0, (2 * 1000 + 2 * 3000) / 1000], [2.0, (2 * 1000 + 1 * 3000) / 1000]]
+    assert policy.calibration == {
+        "target": {"strong_share": 0.5, "strong": "strong", "weak": "weak"}, "validation_queries": 2,
+        "mean_expected_cost": pytest.approx((expected_costs[1] + expected_costs[0]) / 2),
+        "mean_realised_cost": pytest.approx((realised[0][1] + realised[1][0]) / 2),
+        "route_share": {"weak": 0.5, "strong": 0.5},
+        "mean_normalised_score": pytest.approx((1.0 + 1.0) / 2)}  # min-max per source: query 0 strong 1, 1 weak 1
+    budget = cost.calibrate(FixedRouter([[0.2, 0.9], [0.6, 0.7]]), records, prices, budget=4.0)
+    assert budget.rule == "willingness_to_pay" and budget.calibration["mean_expected_cost"] <= 4.0
+    assert budget.typical_output_tokens == [1.5, 1.5]
+    for targets in ({}, {"budget": 1.0, "strong_share": 0.5}):
+        with pytest.raises(DataError) as error:
+            cost.calibrate(router, records, prices, **targets)
+        assert str(error.value) == "Give exactly one target: --budget or --strong_share."
+
+
+def test_cost_analysis_picks_the_cheapest_other_candidate_as_weak():
+    """Three candidates: 0 is the best (and dearest), 2 the cheapest, 1 between: the pair is strong 0, weak 2 (not
+    the lower index 1). The router's estimates favour candidate 1, so its own curve never reaches candidate 0's
+    point; AIQ adds the cheapest candidate's point (2), not another."""
+    true = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 1]])
+
+    def headline(choices):
+        return float(true[np.arange(3), choices].mean() * 100)
+
+    records = [{"prompt": "abcd" * 2, "responses": ["x" * 12, "y" * 8, "z" * 4]} for _ in range(3)]
+    prices = [cost.Price(1000.0, 1000.0)] * 3  # 2 input tokens + 3 / 2 / 1 output tokens: costs 5, 4, 3
+    quality = np.array([[0.1, 0.9, 0.2], [0.1, 0.9, 0.2], [0.1, 0.9, 0.2]])
+    analysis = cost.benchmark_cost_analysis(headline, records, quality, "identity", prices)
+    assert analysis["fixed"] == [{"cost": 5.0, "quality": 100.0}, {"cost": 4.0, "quality": pytest.approx(100 / 3)},
+                                 {"cost": 3.0, "quality": pytest.approx(100 / 3)}]
+    assert analysis["pair"] == {"strong": 0, "weak": 2} and analysis["cost_range"] == [3.0, 5.0]
+    # the router routes everything to 1 (lambda 0) or to 2: its points (4, 33.3) and (3, 33.3)
+    assert sorted((p["cost"], p["quality"]) for p in analysis["curve"]) == [(3.0, pytest.approx(100 / 3)),
+                                                                           (4.0, pytest.approx(100 / 3))]
+    assert analysis["aiq"] == pytest.approx(100 / 3)
+    # the candidates' hull rises linearly from (3, 33.3) to (5, 100): its mean over [3, 5] is the midpoint's height
+    assert analysis["aiq_zero_router"] == pytest.approx((100 / 3 + 100) / 2)
