@@ -922,3 +922,12 @@ def test_official_leaderboard_values_are_matched_by_name_and_raw_win_rate(tmp_pa
         ",win_rate,length_controlled_winrate\nother,50.0,40.0\nm2,12.5000000001,10.25\n")
     table = alpaca_lc.read_annotations(tmp_path)
     assert alpaca_lc.official_leaderboard_lc(tmp_path, table) == {"m1": 70.5, "m2": 10.25}
+
+
+def test_a_missing_prompt_is_named_when_the_difficulty_is_given():
+    examples = two_candidate_records("AlpacaEval")
+    difficulty = difficulty_for(examples, [0.1, 0.2, 0.3])
+    del examples[0]["prompt"]
+    with pytest.raises(DataError) as error:
+        metrics.evaluate("AlpacaEval", examples, [0, 1, 0], alpaca_difficulty=difficulty)
+    assert str(error.value).startswith("AlpacaEval prompt_id '0': field 'prompt' is missing.")
