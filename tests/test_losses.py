@@ -110,9 +110,11 @@ def reverse_kl_row(logits, scores, temperature):
     return sum(math.exp(p) * (p - t) for t, p in zip(lt, lp))
 
 
-# Three rows that differ in every respect (so a sum, a single row, or a per-column mean all give other values).
-BATCH_LOGITS = [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5], [-2.0, 0.0, 1.0]]
-BATCH_SCORES = [[0.9, 0.2, 1.0], [1.0, 0.85, 0.1], [0.3, 0.6, 0.0]]
+# Three rows that differ in every respect (so a sum, a single row, or a per-column mean all give other values); the
+# last row's best score is 0.6 (not 1, so threshold x best differs from threshold / best) and is shared by two
+# candidates (a tie for CE); no logit is 0 (where a BCE term is log 2 whatever the label).
+BATCH_LOGITS = [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5], [-2.0, 0.5, 1.0]]
+BATCH_SCORES = [[0.9, 0.2, 1.0], [1.0, 0.85, 0.1], [0.6, 0.6, 0.0]]
 
 
 @pytest.mark.parametrize("name, row, options", [

@@ -526,6 +526,12 @@ def test_choices_must_be_one_integer_index_per_record():
         assert str(error.value).startswith("GSM8k: choices must be 3 integer candidate indices in [0, 2)")
     with pytest.raises(DataError, match="^MBPP: no records to score"):
         metrics.evaluate("MBPP", [], [])
+    with pytest.raises(DataError) as error:
+        metrics.evaluate("gsm8k", examples, [0, 0, 0])
+    assert str(error.value) == ("Unknown benchmark 'gsm8k'. Use one of AlpacaEval, ArenaHard, MT-Bench, GSM8k, MATH, "
+                                "HumanEval, MBPP.")
+    with pytest.raises(DataError, match="^GSM8k prompt_id '1': field 'scores' must list one entry per candidate"):
+        metrics.accuracy_metrics([record(0, [1, 0]), dict(record(1, [1, 0]), scores=[1])], [0, 0])  # default name
 
 
 def test_alpaca_difficulty_needs_two_candidates_to_fit_on_the_records():
@@ -586,9 +592,9 @@ def test_arena_elo_is_none_at_a_share_of_zero_or_one():
 def test_arena_ci95_follows_the_documented_bootstrap():
     """The docstring's procedure, written out: the battles' points (win 1, loss 0, tie 0.5), 100 resamples with
     replacement drawn with numpy's default_rng(42), the 2.5 and 97.5 percentiles of the resampled shares (%)."""
-    wins, losses, ties = 7, 4, 3
+    wins, losses, ties = 311, 602, 87  # 1000 battles: shares fine enough that nearby percentiles differ
     points = np.array([1.0] * wins + [0.0] * losses + [0.5] * ties)
-    draws = np.random.default_rng(42).integers(0, 14, size=(100, 14))
+    draws = np.random.default_rng(42).integers(0, 1000, size=(100, 1000))
     shares = points[draws].mean(axis=1) * 100
     expected = [np.percentile(shares, 2.5), np.percentile(shares, 97.5)]
     assert metrics.bootstrap_win_rate_ci(wins, losses, ties) == pytest.approx(expected, abs=1e-12)
