@@ -666,6 +666,8 @@ def test_length_feature_per_row_small_spreads_and_single_entries():
     assert feature.shape == (2, 3) and feature.flatten().tolist() == pytest.approx(
         [math.tanh(1), 0.0, math.tanh(-1), 0.0, 0.0, math.tanh(1.5 / std2)])
     assert alpaca_lc.length_feature([7], [3]).tolist() == [0.0]  # one instruction: no spread, no length term
+    two = alpaca_lc.length_feature([10, 10], [8, 12])  # deltas 2 and -2, sample std 2 sqrt(2)
+    assert two.tolist() == pytest.approx([math.tanh(1 / math.sqrt(2)), math.tanh(-1 / math.sqrt(2))])
     assert alpaca_lc.length_feature([[7], [8]], [[3], [1]]).tolist() == [[0.0], [0.0]]
 
 
@@ -757,6 +759,12 @@ def test_choose_ridge_follows_the_cross_validation_definition():
         assert alpaca_lc.choose_ridge(labels, features, ridges) == expected
         chosen.append(expected)
     assert len(set(chosen)) == 4  # each data set picks another ridge
+    # a data set whose choice needs every one of the five folds (without fold 0 it would pick 0.3)
+    rng = np.random.default_rng(20)
+    labels = expit(rng.normal(size=(5, 1)) + rng.normal(0, 0.6, 30)[None, :] + rng.normal(0, 1.0, (5, 30)))
+    features = np.tanh(rng.normal(size=(5, 30)))
+    expected = ridges[int(np.argmin(cross_validated_losses(labels, features, ridges)))]
+    assert expected == 1.0 and alpaca_lc.choose_ridge(labels, features, ridges) == expected
 
 
 def test_official_lc_gets_the_annotations_as_alpaca_eval_reads_them(monkeypatch):
@@ -775,16 +783,16 @@ def test_official_lc_gets_the_annotations_as_alpaca_eval_reads_them(monkeypatch)
     glm = types.ModuleType("alpaca_eval.metrics.glm_winrate")
     glm.get_length_controlled_winrate = get_length_controlled_winrate
     monkeypatch.setitem(sys.modules, "alpaca_eval.metrics.glm_winrate", glm)
-    value = alpaca_lc.official_length_controlled_win_rate([4, 0], ["ref a", "ref b"], ["out a", "out b"], [1.2, 2])
+    value = alpaca_lc.official_length_controlled_win_rate([4, 0], ["ref a", "ref b"], ["out a", "out b"], [1, 2])
     assert value == 61.5 and isinstance(value, float)
     ((annotations, options),) = calls
     assert options == {"save_weights_dir": None, "is_add_glm_preference_inplace": False}
     assert list(annotations.index) == [4, 0]
     assert annotations.to_dict("list") == {
-        "output_1": ["ref a", "ref b"], "output_2": ["out a", "out b"], "preference": [1.2, 2.0],
+        "output_1": ["ref a", "ref b"], "output_2": ["out a", "out b"], "preference": [1.0, 2.0],
         "generator_1": ["gpt4_1106_preview"] * 2, "generator_2": ["router"] * 2,
         "annotator": ["weighted_alpaca_eval_gpt4_turbo"] * 2}
-    assert annotations["preference"].dtype == float
+    assert annotations["preference"].dtype == float  # whole-number preferences too
 
 
 def test_official_lc_is_available_only_with_the_package_and_both_hub_files(monkeypatch):
@@ -908,6 +916,7 @@ def test_instruction_difficulty_cache_is_keyed_by_the_annotation_files(tmp_path)
     from_cache = alpaca_lc.fit_instruction_difficulty(root, tmp_path / "cache")
     assert from_cache.values[0] == 123.0 and from_cache.instructions == first.instructions
     assert from_cache.source == first.source and from_cache.models == first.models
+    assert alpaca_lc.fit_instruction_difficulty(root, tmp_path / "cache") is from_cache  # kept in memory too
     # changed annotations: another fingerprint, a refit (not the doctored cache)
     write_annotations(root, "c", [(1 + rng.uniform(), int(rng.integers(5, 50)), 20) for _ in range(10)])
     refit = alpaca_lc.fit_instruction_difficulty(root, tmp_path / "cache")
@@ -915,6 +924,7 @@ def test_instruction_difficulty_cache_is_keyed_by_the_annotation_files(tmp_path)
 
 
 def test_official_leaderboard_values_are_matched_by_name_and_raw_win_rate(tmp_path):
+    write_annotation_rows(tmp_path, "a0", [annotation("x", 1.5), annotation("y", 1.5)])  # no leaderboard.csv
     write_annotation_rows(tmp_path, "m1", [annotation("x", 2.0, generator="model one"), annotation("y", 1.5)])
     write_annotation_rows(tmp_path, "m2", [annotation("x", 1.0, generator="m2-gen"), annotation("y", 1.25)])
     write_annotation_rows(tmp_path, "m3", [annotation("x", 1.5), annotation("y", 1.5)])
@@ -937,3 +947,34 @@ def test_a_missing_prompt_is_named_when_the_difficulty_is_given():
     with pytest.raises(DataError) as error:
         metrics.evaluate("AlpacaEval", examples, [0, 1, 0], alpaca_difficulty=difficulty)
     assert str(error.value).startswith("AlpacaEval prompt_id '0': field 'prompt' is missing.")
+
+
+def test_difficulty_from_table_uses_each_models_length_feature(tmp_path):
+    """The difficulty is the joint fit's instruction effect with each model's tanh(delta / std(delta)) feature,
+    written out here from the annotation lengths."""
+    rng = np.random.default_rng(12)
+    for model in ("a", "b", "c"):
+        write_annotations(tmp_path, model, [(1 + rng.uniform(), int(rng.integers(5, 60)), int(rng.integers(5, 60)))
+                                            for _ in range(15)])
+    table = alpaca_lc.read_annotations(tmp_path)
+    difficulty = alpaca_lc.difficulty_from_table(table, "here")
+    delta = table.reference_lengths - table.output_lengths
+    features = np.tanh(delta / delta.std(axis=1, ddof=1, keepdims=True))
+    assert difficulty.values == pytest.approx(alpaca_lc.fit_joint_glm(table.labels, features, difficulty.ridge)[2])
+    assert difficulty.source == "here" and difficulty.instructions == table.instructions
+
+
+def test_the_difficulty_memo_tells_folders_with_alike_files_apart(tmp_path):
+    """Two annotation folders whose files have the same names, sizes and modification times but other preferences:
+    each gets its own fit (the memo's key includes the files' paths)."""
+    import os
+
+    for root, preference in (("one", 1.25), ("two", 1.75)):
+        for model in ("a", "b"):
+            rows = [annotation(f"instruction {i}", preference if i % 2 else 1.5, "o" * (5 + i), "r" * 9)
+                    for i in range(8)]
+            path = write_annotation_rows(tmp_path / root, model, rows)
+            os.utime(path, ns=(10**18, 10**18))
+    one = alpaca_lc.fit_instruction_difficulty(tmp_path / "one")
+    two = alpaca_lc.fit_instruction_difficulty(tmp_path / "two")
+    assert two is not one and two.values.tolist() != pytest.approx(one.values.tolist())
