@@ -131,6 +131,7 @@ def test_benchmark_cost_analysis_on_records():
     # strong 1 - weak 0 quality: -0.4, -0.1, 0.6, so queries go strong in the order 2, 1, 0; at shares 0, .1, ..., 1
     # round(3 x share) of them go: 0 0 1 1 1 2 2 2 2 3 3 -> accuracy 100/3, 200/3, 100 or 200/3 (all strong).
     # PGR = (accuracy - weak 100/3) / (strong 200/3 - weak 100/3) = 0 0 1 1 1 2 2 2 2 1 1
+    assert analysis["strong_share_curve"]["shares"] == pytest.approx([i / 10 for i in range(11)])
     assert analysis["strong_share_curve"]["quality"] == pytest.approx(
         [100 / 3] * 2 + [200 / 3] * 3 + [100.0] * 4 + [200 / 3] * 2)
     assert analysis["apgr"] == pytest.approx(0.1 * (0.5 + 1 + 1 + 1.5 + 2 + 2 + 2 + 1.5 + 1))  # trapezoids: 1.25
@@ -316,9 +317,11 @@ def test_calibrate_records_its_validation_figures():
         "mean_realised_cost": pytest.approx((realised[0][1] + realised[1][0]) / 2),
         "route_share": {"weak": 0.5, "strong": 0.5},
         "mean_normalised_score": pytest.approx((1.0 + 1.0) / 2)}  # min-max per source: query 0 strong 1, 1 weak 1
+    assert policy.prices == prices and policy.typical_output_tokens == [1.5, 1.5]
     budget = cost.calibrate(FixedRouter([[0.2, 0.9], [0.6, 0.7]]), records, prices, budget=4.0)
     assert budget.rule == "willingness_to_pay" and budget.calibration["mean_expected_cost"] <= 4.0
-    assert budget.typical_output_tokens == [1.5, 1.5]
+    assert budget.typical_output_tokens == [1.5, 1.5] and budget.prices == prices
+    assert budget.calibration["target"] == {"budget": 4.0}
     for targets in ({}, {"budget": 1.0, "strong_share": 0.5}):
         with pytest.raises(DataError) as error:
             cost.calibrate(router, records, prices, **targets)
@@ -347,3 +350,158 @@ def test_cost_analysis_picks_the_cheapest_other_candidate_as_weak():
     assert analysis["aiq"] == pytest.approx(100 / 3)
     # the candidates' hull rises linearly from (3, 33.3) to (5, 100): its mean over [3, 5] is the midpoint's height
     assert analysis["aiq_zero_router"] == pytest.approx((100 / 3 + 100) / 2)
+
+
+def test_expected_input_costs_steer_the_choice():
+    """One 400-character prompt (100 input tokens); B answers better (0.6 vs 0.5) but pays 1000 USD per million input
+    tokens: 100 USD per 1,000 queries against A's 0, so the choice turns at lambda 0.1 / 100: the curve has both
+    routings (lambda 0 and twice the crossing)."""
+    records = [{"prompt": "p" * 400, "responses": ["a", "b"]}]
+    prices = [cost.Price(0.0, 0.0), cost.Price(1000.0, 0.0)]
+    analysis = cost.benchmark_cost_analysis(lambda choices: float(choices[0]), records, [[0.5, 0.6]], "identity",
+                                            prices, pair=(1, 0))
+    assert [(p["willingness_to_pay"], p["cost"]) for p in analysis["curve"]] == [
+        (pytest.approx(2 * 0.1 / 100), 0.0), (0.0, 100.0)]
+
+
+def test_benchmark_headline_is_the_benchmarks_own():
+    records = [{"prompt_id": str(i), "prompt": f"q{i}", "scores": s, "best_model_idx": 0}
+               for i, s in enumerate([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])]
+    assert cost.benchmark_headline("MATH", records)(np.array([0, 0, 0])) == pytest.approx(200 / 3)
+    alpaca = [dict(r, preferences=[1.2, 1.8], output_lengths=[5, 9], reference_length=7) for r in records]
+    from utils import alpaca_lc
+
+    difficulty = alpaca_lc.InstructionDifficulty(("q0", "q1", "q2"), np.array([0.5, 0.0, -0.5]), 1.0, ("m",), "t")
+    headline = cost.benchmark_headline("AlpacaEval", alpaca, difficulty)
+    import metrics
+
+    assert headline(np.array([1, 0, 1])) == pytest.approx(metrics.alpaca_eval_metrics(
+        alpaca, [1, 0, 1], difficulty)["length_controlled_winrate"])
+
+
+def test_calibrated_willingness_is_the_smallest_grid_lambda_within_the_budget():
+    """Against a search of the whole grid: for random problems with more distinct routings than the default 64 grid
+    points (100 queries x 3 candidates, 10 queries x 12), and budgets equal to reachable mean costs."""
+    for n, k, seed in ((100, 3, 0), (10, 12, 1)):
+        rng = np.random.default_rng(seed)
+        quality, costs = rng.random((n, k)), rng.random((n, k))
+        crossings = cost.crossing_points(quality, costs)
+        assert len(crossings) > 64
+        grid = np.concatenate([[0.0], (crossings[:-1] + crossings[1:]) / 2, [2 * crossings[-1]]])
+        means = [float(costs[np.arange(n), cost.cost_aware_choice(quality, costs, lam)].mean()) for lam in grid]
+        for budget in (means[5], means[len(means) // 3], (means[40] + means[41]) / 2, means[0] + 1):
+            expected = next(lam for lam, mean in zip(grid, means) if mean <= budget)
+            assert cost.calibrate_willingness_to_pay(quality, costs, budget) == pytest.approx(expected)
+
+
+def test_threshold_rule_edges_and_share_bounds():
+    quality = np.array([[0.75, 0.5], [0.5, 0.5]])  # strong - weak: exactly 0.25, and 0
+    assert cost.threshold_choice(quality, strong=0, weak=1, threshold=0.25).tolist() == [0, 1]  # >= threshold
+    for share in (1.5, -0.1):
+        with pytest.raises(DataError) as error:
+            cost.calibrate_threshold(quality, 0, 1, share)
+        assert str(error.value) == f"The strong share must lie in [0, 1], got {share}."
+
+
+def test_crossings_and_grid_by_hand():
+    # equal quality (dq = 0) or equal cost (dc = 0): no lambda > 0 where the choice turns
+    assert cost.crossing_points([[0.5, 0.5]], [[2.0, 1.0]]).tolist() == []
+    assert cost.crossing_points([[0.9, 0.5]], [[1.0, 1.0]]).tolist() == []
+    assert cost.willingness_grid(np.array([[0.9, 0.5]]), np.array([[1.0, 1.0]])).tolist() == [0.0]
+    quality, costs = np.array([[0.9, 0.5, 0.1]]), np.array([[2.0, 1.0, 0.5]])  # crossings 0.4, 0.8 / 1.5, 0.8
+    assert cost.willingness_grid(quality, costs).tolist() == pytest.approx(
+        [0.0, (0.4 + 0.8 / 1.5) / 2, (0.8 / 1.5 + 0.8) / 2, 1.6])
+
+
+def test_softmax_scores_of_large_and_unequal_logits():
+    scores = cost.normalise_scores([[0.0, np.log(3.0)], [1000.0, 1000.0 + np.log(3.0)]], "softmax")
+    np.testing.assert_allclose(scores, [[0.25, 0.75], [0.25, 0.75]])
+
+
+def test_policy_errors_and_costs_without_prices():
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], rule="cheapest")
+    assert str(error.value) == "routing policy: rule 'cheapest' must be 'willingness_to_pay' or 'threshold'."
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], rule="threshold", strong="A", weak="B")
+    assert str(error.value) == "routing policy: the threshold rule needs a threshold."
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], willingness_to_pay=-1.0)
+    assert str(error.value) == "routing policy: willingness_to_pay must be >= 0, got -1.0."
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], willingness_to_pay=1.0)
+    assert str(error.value) == "routing policy: willingness_to_pay > 0 needs the candidates' prices."
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], rule="threshold", strong="A", weak="C", threshold=0.1)
+    assert str(error.value) == "routing policy: threshold candidate 'C' is not one of ['A', 'B']."
+    plain = cost.RoutingPolicy(["A", "B"])
+    assert plain.expected_costs([10, 20, 30]).tolist() == [[0.0, 0.0]] * 3
+    assert plain.to_json()["prices"] is None and cost.RoutingPolicy.from_json(plain.to_json(), "x") == plain
+    priced = cost.RoutingPolicy(["A", "B"], prices=[cost.Price(1000, 2000), cost.Price(0, 1000)])
+    # no typical output recorded: 500 tokens each (DEFAULT_TYPICAL_OUTPUT_TOKENS)
+    assert priced.expected_costs([100]).tolist() == [[(100 * 1000 + 500 * 2000) / 1000, 500 * 1000 / 1000]]
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy.from_json({"candidates": ["A"], "colour": "red"}, "policy.json")
+    assert str(error.value).startswith("policy.json: not a routing policy (") and str(error.value).endswith(
+        "Recalibrate with `python src/cost.py`.")
+
+
+def test_config_and_policy_errors_name_their_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    for text, message in (("- a\n", "expected a mapping with a non-empty `candidates:` list"),
+                          ("candidates: []\n", "expected a mapping with a non-empty `candidates:` list"),
+                          ("candidates: 3\n", "expected a mapping with a non-empty `candidates:` list"),
+                          ("candidates:\n  - x\n", "candidates[0] must be a mapping with a non-empty string `name`"),
+                          ("candidates:\n  - name: ''\n", "candidates[0] must be a mapping with a non-empty string"),
+                          ("candidates:\n  - price: 1\n", "candidates[0] must be a mapping with a non-empty string")):
+        path.write_text(text)
+        with pytest.raises(DataError) as error:
+            cost.load_config(path)
+        assert str(error.value).startswith(f"{path}: {message}")
+    with pytest.raises(DataError) as error:
+        cost.load_config(tmp_path / "none.yaml")
+    assert str(error.value) == f"{tmp_path / 'none.yaml'}: candidates config not found. Copy candidates.example.yaml and edit it."
+    config = {"candidates": [{"name": "A", "input_price_per_million": 0, "output_price_per_million": 0.5}],
+              "budget": True}
+    assert cost.prices_from_config(config, ["A"], path) == [cost.Price(0.0, 0.5)]  # 0 and fractions are prices
+    with pytest.raises(DataError) as error:
+        cost.prices_from_config(config, ["B"], path)
+    assert str(error.value).startswith(f"{path}: candidate 'B' has no entry")
+    for bad in (True, "1", float("inf"), -0.5):
+        config["candidates"][0]["output_price_per_million"] = bad
+        with pytest.raises(DataError) as error:
+            cost.prices_from_config(config, ["A"], path)
+        assert str(error.value) == (f"{path}: candidate 'A': field 'output_price_per_million' must be a number >= 0, "
+                                    f"got {bad!r}.")
+    with pytest.raises(DataError) as error:  # a field of the whole config: no candidate named
+        cost.nonnegative_number(config, "budget", path)
+    assert str(error.value) == f"{path}: field 'budget' must be a number >= 0, got True."
+    assert cost.nonnegative_number({}, "budget", path, default=2) == 2.0
+    assert cost.nonnegative_number({}, "budget", path) is None
+    (tmp_path / cost.POLICY_FILE).write_text(json.dumps({"candidates": ["A"], "colour": "red"}))
+    with pytest.raises(DataError, match=f"^{tmp_path / cost.POLICY_FILE}: not a routing policy"):
+        cost.load_policy(tmp_path, ["A"])
+
+
+def test_score_kind_of_defaults_and_errors(tmp_path, caplog):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "router_config.json").write_text(json.dumps({"stage": "sc"}))
+    with caplog.at_level("WARNING", logger="cost"):
+        assert cost.score_kind_of(tmp_path / "old") == "softmax"
+    assert caplog.messages == [f"{tmp_path / 'old'}: no loss_type recorded (router_config.json or run_args.json); "
+                               f"assuming CE (softmax)"]
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "router_config.json").write_text(json.dumps({"loss_type": "MSE"}))
+    (tmp_path / "own" / "run_args.json").write_text(json.dumps({"loss_type": "CE"}))
+    assert cost.score_kind_of(tmp_path / "own") == "sigmoid"  # the router's own config comes first
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "run_args.json").write_text(json.dumps({"loss_type": "Hinge"}))
+    with pytest.raises(DataError) as error:
+        cost.score_kind_of(tmp_path / "bad")
+    assert str(error.value) == (f"{tmp_path / 'bad' / 'run_args.json'}: field 'loss_type' is 'Hinge', not one of "
+                                f"['BCE', 'CE', 'ForwardKL', 'KL', 'MSE', 'ReverseKL'].")
+    with pytest.raises(DataError) as error:
+        cost.score_kind_of(tmp_path / "nothing")
+    assert str(error.value) == (f"{tmp_path / 'nothing'}: neither a trained router (router_config.json, "
+                                f"run_args.json) nor a baseline run (config.json with router_type); cannot tell how "
+                                f"to read its scores.")
