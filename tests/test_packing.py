@@ -75,6 +75,31 @@ def test_row_assignments_and_pack():
     assert padded["document_ids"].tolist() == [[0, 0, -1], [1, 1, 1], [2, -1, -1]] and starts == [0, 3, 6]
 
 
+def test_first_fit_rows_track_the_room_left_in_each_row():
+    # capacity 4 (the longest): 4 fills row 0; 3 opens row 1 (room 1); the first 2 opens row 2 (room 2), the second
+    # fills it; 1 goes to row 1, the first row with room
+    assert first_fit_rows([4, 3, 2, 2, 1]) == [[0], [1, 4], [2, 3]]
+    # a full row takes nothing more: 2 + 2 fill row 1, so the 1 opens row 2
+    assert first_fit_rows([4, 2, 2, 1]) == [[0], [1, 2], [3]]
+
+
+def test_pack_a_single_prefix_shared_document():
+    batch, starts = pack([Document([5, 6, 7], [0, 1, 1], block_ids=[0, 1, 2])], [[0]], pad_token_id=0)
+    assert batch["block_ids"].tolist() == [[0, 1, 2]] and batch["document_ids"].tolist() == [[0, 0, 0]]
+    assert starts == [0] and batch["input_ids"].dtype == torch.long
+
+
+def test_varlen_arguments_need_one_row_without_padding():
+    arguments = varlen_arguments(torch.tensor([[0, 0, 1, 1, 1]]))
+    assert arguments["cu_seq_lens_q"].dtype == torch.int32
+    assert {name: value.tolist() if torch.is_tensor(value) else value for name, value in arguments.items()} == {
+        "cu_seq_lens_q": [0, 2, 5], "cu_seq_lens_k": [0, 2, 5], "max_length_q": 3, "max_length_k": 3}
+    for bad in ([[0, 0], [1, 1]], [[0, 0, -1]]):  # two rows; one row with padding
+        with pytest.raises(ValueError) as error:
+            varlen_arguments(torch.tensor(bad))
+        assert str(error.value) == "flash-attention varlen needs the single-row layout (packing.single_row)."
+
+
 def test_stage_collators_follow_the_backbone_attention(smol, bert):
     for attention, rows in (("flex_attention", single_row), ("sdpa", first_fit_rows)):
         backbone_config = LlamaConfig(**TINY)
