@@ -128,6 +128,21 @@ def test_benchmark_cost_analysis_on_records():
     assert analysis["pair"] == {"strong": 1, "weak": 0}
     assert analysis["strong_share_curve"]["quality"][0] == pytest.approx(100 / 3)
     assert analysis["strong_share_curve"]["quality"][-1] == pytest.approx(200 / 3)
+    # strong 1 - weak 0 quality: -0.4, -0.1, 0.6, so queries go strong in the order 2, 1, 0; at shares 0, .1, ..., 1
+    # round(3 x share) of them go: 0 0 1 1 1 2 2 2 2 3 3 -> accuracy 100/3, 200/3, 100 or 200/3 (all strong).
+    # PGR = (accuracy - weak 100/3) / (strong 200/3 - weak 100/3) = 0 0 1 1 1 2 2 2 2 1 1
+    assert analysis["strong_share_curve"]["shares"] == pytest.approx([i / 10 for i in range(11)])
+    assert analysis["strong_share_curve"]["quality"] == pytest.approx(
+        [100 / 3] * 2 + [200 / 3] * 3 + [100.0] * 4 + [200 / 3] * 2)
+    assert analysis["apgr"] == pytest.approx(0.1 * (0.5 + 1 + 1 + 1.5 + 2 + 2 + 2 + 1.5 + 1))  # trapezoids: 1.25
+    assert analysis["cpt50"] == pytest.approx(0.15)  # PGR 0 at share .1, 1 at .2: crosses .5 half-way
+    assert analysis["cpt80"] == pytest.approx(0.18)
+    swapped = cost.benchmark_cost_analysis(accuracy, records, QUALITY, "identity", prices, pair=(0, 1))
+    # strong 0 (100/3) below weak 1 (200/3): queries go to 0 in the order 0, 1, 2: accuracy 200/3 200/3 100 100
+    # 100 200/3 200/3 200/3 200/3 100/3 100/3; PGR = (accuracy - 200/3) / (100/3 - 200/3) = 0 0 -1 -1 -1 0 0 0 0 1 1
+    assert swapped["pair"] == {"strong": 0, "weak": 1}
+    assert swapped["apgr"] == pytest.approx(0.1 * (-0.5 - 1 - 1 - 0.5 + 0.5 + 1))  # -0.15
+    assert swapped["cpt50"] == pytest.approx(0.85) and swapped["cpt80"] == pytest.approx(0.88)
 
 
 def test_policy_round_trip_and_validation(tmp_path):
@@ -205,3 +220,288 @@ def test_calibration_command_saves_a_policy_the_router_loads(tmp_path):
     assert policy.calibration["route_share"] == {"A": 0.5, "B": 0.5}
     with pytest.raises(DataError, match="below the cheapest routing"):
         cost.main(common + ["--budget", "0.001"])
+
+
+# ------------------------------------------------------------------------------------------------ issue 13
+
+def test_aiq_at_a_single_cost_and_the_range_error():
+    points = [(10, 1), (11, 3), (12, 4), (13, 4.5)]  # costs shifted by 10: the hull's geometry is unchanged
+    np.testing.assert_allclose(cost.nondecreasing_hull(points + [(11.5, 3.1), (11, 2)]), points)
+    assert cost.aiq(points, (11.5, 11.5)) == pytest.approx(3.5)  # a zero-width range: the hull's height there
+    assert cost.aiq(points, (10, 14)) == pytest.approx((2 + 3.5 + 4.25 + 4.5) / 4)
+    with pytest.raises(ValueError) as error:
+        cost.aiq(points, (9.5, 12))
+    assert str(error.value) == ("The cost range starts at 9.5, below the cheapest point (10.0): add a point there "
+                                "(e.g. the cheapest candidate's) or start the range later.")
+    # a point whose quality equals the previous point's cost is not a point of equal cost
+    np.testing.assert_allclose(cost.nondecreasing_hull([(2, 0), (3, 2)]), [(2, 0), (3, 2)])
+
+
+def test_cpt_at_a_target_reached_with_no_strong_queries():
+    shares, qualities = [0, 0.5, 1], [60, 70, 80]
+    assert cost.cpt(shares, qualities, 50, 80, 0.25) == 0.0  # PGR(0) = 1/3 already reaches 0.25
+    assert cost.cpt(shares, qualities, 50, 80, 0.5) == pytest.approx(0.5 * (0.5 - 1 / 3) / (2 / 3 - 1 / 3))
+    assert cost.apgr(shares, qualities, 50, 80) == pytest.approx(0.5 * (1 / 3 + 2 / 3) / 2 + 0.5 * (2 / 3 + 1) / 2)
+
+
+def test_curve_skips_repeated_routings_and_keeps_the_requested_number_of_points():
+    """One query, three candidates (quality 0.9 / 0.5 / 0.1, cost 2 / 1 / 0.5). Crossings at lambda 0.4 (0 vs 1),
+    0.533 (0 vs 2) and 0.8 (1 vs 2); the grid 0, 0.467, 0.667, 1.6 routes to 0, 1, 1, 2: three routings."""
+    quality, costs = np.array([[0.9, 0.5, 0.1]]), np.array([[2.0, 1.0, 0.5]])
+    curve = cost.quality_cost_curve(lambda choices: float(choices[0]), quality, costs, costs)
+    assert [(p.willingness_to_pay, p.cost, p.route_share) for p in curve] == [
+        (pytest.approx(1.6), 0.5, [0.0, 0.0, 1.0]), (pytest.approx((0.4 + 0.8 / 1.5) / 2), 1.0, [0.0, 1.0, 0.0]),
+        (0.0, 2.0, [1.0, 0.0, 0.0])]
+    two = cost.quality_cost_curve(accuracy, QUALITY, COSTS, COSTS, max_points=2)  # lambdas 0 and 0.8 only
+    assert [p.willingness_to_pay for p in two] == [pytest.approx(0.8), 0.0]
+
+
+def test_strong_share_curve_sends_tied_queries_lowest_index_first():
+    """60 queries; strong - weak = 0.5 on queries 0-19 and 40-59, 0.2 on 20-39. At a share of 0.5 the 30 sent are
+    0-19 and, of the tied 40-59, the lowest ten: 40-49. Only 40-49 are right with the strong candidate."""
+    quality = np.zeros((60, 2))
+    quality[:, 0] = [0.5] * 20 + [0.2] * 20 + [0.5] * 20
+    right = np.zeros((60, 2))
+    right[40:50, 0] = 1
+
+    def headline(choices):
+        return float(right[np.arange(60), choices].mean() * 100)
+
+    shares, qualities = cost.strong_share_curve(headline, quality, strong=0, weak=1, steps=2)
+    assert qualities.tolist() == pytest.approx([0.0, 100 * 10 / 60, 100 * 10 / 60])
+
+
+def test_attach_recorded_output_tokens_reads_either_spelling(tmp_path):
+    (tmp_path / "responses").mkdir()
+    (tmp_path / "responses" / "A.jsonl").write_text(
+        '{"prompt_id": 1, "response_toknes": 40}\n{"prompt_id": "2", "response_toknes": 7}\n')
+    (tmp_path / "responses" / "B.jsonl").write_text('{"prompt_id": "1", "response_tokens": 12}\n')
+    records = [{"prompt_id": "1"}, {"prompt_id": 2}, {"prompt_id": "3"}]
+    assert cost.attach_recorded_output_tokens(records, tmp_path, ["A", "B", "C"]) is records  # C: no file
+    assert [r["output_tokens"] for r in records] == [[40, 12, None], [7, None, None], [None, None, None]]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "A.jsonl").write_text('{"prompt_id": "1", "response_tokens": 5}\n')
+    assert cost.attach_recorded_output_tokens([{"prompt_id": "1"}], tmp_path, ["A"], score_dir="other")[0][
+        "output_tokens"] == [5]
+
+
+class FixedRouter:
+    """A stand-in router: fixed quality estimates, records what it is asked to route."""
+    candidates = ["weak", "strong"]
+    score_kind = "identity"
+
+    def __init__(self, quality):
+        self.quality, self.calls = np.asarray(quality, dtype=float), []
+
+    def route(self, prompts, responses=None):
+        self.calls.append((list(prompts), responses))
+        return self.quality
+
+
+def test_calibrate_records_its_validation_figures():
+    """Two queries of 8 characters (2 input tokens). Prices: weak 0 in / 1000 out, strong 1000 in / 3000 out
+    (USD per million), answers of 4 and 8 characters (1 and 2 tokens): typical outputs 1.5 and 1.5 tokens."""
+    records = [{"prompt": "abcdefgh", "responses": ["wwww", "ssssssss"], "source": "S", "scores": [0.0, 1.0]},
+               {"prompt": "hgfedcba", "responses": ["wwwwwwww", "ssss"], "source": "S", "scores": [1.0, 0.5]}]
+    prices = [cost.Price(0.0, 1000.0), cost.Price(1000.0, 3000.0)]
+    router = FixedRouter([[0.2, 0.9], [0.6, 0.7]])
+    policy = cost.calibrate(router, records, prices, strong_share=0.5, strong="strong", weak="weak")
+    assert router.calls == [(["abcdefgh", "hgfedcba"], [["wwww", "ssssssss"], ["wwwwwwww", "ssss"]])]
+    # strong - weak: 0.7 and 0.1; half the queries (1) go strong: the threshold is the midpoint 0.4
+    assert policy.rule == "threshold" and policy.threshold == pytest.approx(0.4)
+    expected_costs = [1.5 * 1000 / 1000, (2 * 1000 + 1.5 * 3000) / 1000]  # per 1,000 queries: weak 1.5, strong 6.5
+    realised = [[1.0, (2 * 1000 + 2 * 3000) / 1000], [2.0, (2 * 1000 + 1 * 3000) / 1000]]
+    assert policy.calibration == {
+        "target": {"strong_share": 0.5, "strong": "strong", "weak": "weak"}, "validation_queries": 2,
+        "mean_expected_cost": pytest.approx((expected_costs[1] + expected_costs[0]) / 2),
+        "mean_realised_cost": pytest.approx((realised[0][1] + realised[1][0]) / 2),
+        "route_share": {"weak": 0.5, "strong": 0.5},
+        "mean_normalised_score": pytest.approx((1.0 + 1.0) / 2)}  # min-max per source: query 0 strong 1, 1 weak 1
+    assert policy.prices == prices and policy.typical_output_tokens == [1.5, 1.5]
+    budget = cost.calibrate(FixedRouter([[0.2, 0.9], [0.6, 0.7]]), records, prices, budget=4.0)
+    assert budget.rule == "willingness_to_pay" and budget.calibration["mean_expected_cost"] <= 4.0
+    assert budget.typical_output_tokens == [1.5, 1.5] and budget.prices == prices
+    assert budget.calibration["target"] == {"budget": 4.0}
+    for targets in ({}, {"budget": 1.0, "strong_share": 0.5}):
+        with pytest.raises(DataError) as error:
+            cost.calibrate(router, records, prices, **targets)
+        assert str(error.value) == "Give exactly one target: --budget or --strong_share."
+
+
+def test_cost_analysis_picks_the_cheapest_other_candidate_as_weak():
+    """Three candidates: 0 is the best (and dearest), 2 the cheapest, 1 between: the pair is strong 0, weak 2 (not
+    the lower index 1). The router's estimates favour candidate 1, so its own curve never reaches candidate 0's
+    point; AIQ adds the cheapest candidate's point (2), not another."""
+    true = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 1]])
+
+    def headline(choices):
+        return float(true[np.arange(3), choices].mean() * 100)
+
+    records = [{"prompt": "abcd" * 2, "responses": ["x" * 12, "y" * 8, "z" * 4]} for _ in range(3)]
+    prices = [cost.Price(1000.0, 1000.0)] * 3  # 2 input tokens + 3 / 2 / 1 output tokens: costs 5, 4, 3
+    quality = np.array([[0.1, 0.9, 0.2], [0.1, 0.9, 0.2], [0.1, 0.9, 0.2]])
+    analysis = cost.benchmark_cost_analysis(headline, records, quality, "identity", prices)
+    assert analysis["fixed"] == [{"cost": 5.0, "quality": 100.0}, {"cost": 4.0, "quality": pytest.approx(100 / 3)},
+                                 {"cost": 3.0, "quality": pytest.approx(100 / 3)}]
+    assert analysis["pair"] == {"strong": 0, "weak": 2} and analysis["cost_range"] == [3.0, 5.0]
+    # the router routes everything to 1 (lambda 0) or to 2: its points (4, 33.3) and (3, 33.3)
+    assert sorted((p["cost"], p["quality"]) for p in analysis["curve"]) == [(3.0, pytest.approx(100 / 3)),
+                                                                           (4.0, pytest.approx(100 / 3))]
+    assert analysis["aiq"] == pytest.approx(100 / 3)
+    # the candidates' hull rises linearly from (3, 33.3) to (5, 100): its mean over [3, 5] is the midpoint's height
+    assert analysis["aiq_zero_router"] == pytest.approx((100 / 3 + 100) / 2)
+
+
+def test_expected_input_costs_steer_the_choice():
+    """One 400-character prompt (100 input tokens); B answers better (0.6 vs 0.5) but pays 1000 USD per million input
+    tokens: 100 USD per 1,000 queries against A's 0, so the choice turns at lambda 0.1 / 100: the curve has both
+    routings (lambda 0 and twice the crossing)."""
+    records = [{"prompt": "p" * 400, "responses": ["a", "b"]}]
+    prices = [cost.Price(0.0, 0.0), cost.Price(1000.0, 0.0)]
+    analysis = cost.benchmark_cost_analysis(lambda choices: float(choices[0]), records, [[0.5, 0.6]], "identity",
+                                            prices, pair=(1, 0))
+    assert [(p["willingness_to_pay"], p["cost"]) for p in analysis["curve"]] == [
+        (pytest.approx(2 * 0.1 / 100), 0.0), (0.0, 100.0)]
+
+
+def test_benchmark_headline_is_the_benchmarks_own():
+    records = [{"prompt_id": str(i), "prompt": f"q{i}", "scores": s, "best_model_idx": 0}
+               for i, s in enumerate([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])]
+    assert cost.benchmark_headline("MATH", records)(np.array([0, 0, 0])) == pytest.approx(200 / 3)
+    alpaca = [dict(r, preferences=[1.2, 1.8], output_lengths=[5, 9], reference_length=7) for r in records]
+    from utils import alpaca_lc
+
+    difficulty = alpaca_lc.InstructionDifficulty(("q0", "q1", "q2"), np.array([0.5, 0.0, -0.5]), 1.0, ("m",), "t")
+    headline = cost.benchmark_headline("AlpacaEval", alpaca, difficulty)
+    import metrics
+
+    assert headline(np.array([1, 0, 1])) == pytest.approx(metrics.alpaca_eval_metrics(
+        alpaca, [1, 0, 1], difficulty)["length_controlled_winrate"])
+
+
+def test_calibrated_willingness_is_the_smallest_grid_lambda_within_the_budget():
+    """Against a search of the whole grid: for random problems with more distinct routings than the default 64 grid
+    points (100 queries x 3 candidates, 10 queries x 12), and budgets equal to reachable mean costs."""
+    for n, k, seed in ((100, 3, 0), (10, 12, 1)):
+        rng = np.random.default_rng(seed)
+        quality, costs = rng.random((n, k)), rng.random((n, k))
+        crossings = cost.crossing_points(quality, costs)
+        assert len(crossings) > 64
+        grid = np.concatenate([[0.0], (crossings[:-1] + crossings[1:]) / 2, [2 * crossings[-1]]])
+        means = [float(costs[np.arange(n), cost.cost_aware_choice(quality, costs, lam)].mean()) for lam in grid]
+        for budget in (means[5], means[len(means) // 3], (means[40] + means[41]) / 2, means[0] + 1):
+            expected = next(lam for lam, mean in zip(grid, means) if mean <= budget)
+            assert cost.calibrate_willingness_to_pay(quality, costs, budget) == pytest.approx(expected)
+
+
+def test_threshold_rule_edges_and_share_bounds():
+    quality = np.array([[0.75, 0.5], [0.5, 0.5]])  # strong - weak: exactly 0.25, and 0
+    assert cost.threshold_choice(quality, strong=0, weak=1, threshold=0.25).tolist() == [0, 1]  # >= threshold
+    for share in (1.5, -0.1):
+        with pytest.raises(DataError) as error:
+            cost.calibrate_threshold(quality, 0, 1, share)
+        assert str(error.value) == f"The strong share must lie in [0, 1], got {share}."
+
+
+def test_crossings_and_grid_by_hand():
+    # equal quality (dq = 0) or equal cost (dc = 0): no lambda > 0 where the choice turns
+    assert cost.crossing_points([[0.5, 0.5]], [[2.0, 1.0]]).tolist() == []
+    assert cost.crossing_points([[0.9, 0.5]], [[1.0, 1.0]]).tolist() == []
+    assert cost.willingness_grid(np.array([[0.9, 0.5]]), np.array([[1.0, 1.0]])).tolist() == [0.0]
+    quality, costs = np.array([[0.9, 0.5, 0.1]]), np.array([[2.0, 1.0, 0.5]])  # crossings 0.4, 0.8 / 1.5, 0.8
+    assert cost.willingness_grid(quality, costs).tolist() == pytest.approx(
+        [0.0, (0.4 + 0.8 / 1.5) / 2, (0.8 / 1.5 + 0.8) / 2, 1.6])
+
+
+def test_softmax_scores_of_large_and_unequal_logits():
+    scores = cost.normalise_scores([[0.0, np.log(3.0)], [1000.0, 1000.0 + np.log(3.0)]], "softmax")
+    np.testing.assert_allclose(scores, [[0.25, 0.75], [0.25, 0.75]])
+
+
+def test_policy_errors_and_costs_without_prices():
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], rule="cheapest")
+    assert str(error.value) == "routing policy: rule 'cheapest' must be 'willingness_to_pay' or 'threshold'."
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], rule="threshold", strong="A", weak="B")
+    assert str(error.value) == "routing policy: the threshold rule needs a threshold."
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], willingness_to_pay=-1.0)
+    assert str(error.value) == "routing policy: willingness_to_pay must be >= 0, got -1.0."
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], willingness_to_pay=1.0)
+    assert str(error.value) == "routing policy: willingness_to_pay > 0 needs the candidates' prices."
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy(["A", "B"], rule="threshold", strong="A", weak="C", threshold=0.1)
+    assert str(error.value) == "routing policy: threshold candidate 'C' is not one of ['A', 'B']."
+    plain = cost.RoutingPolicy(["A", "B"])
+    assert plain.expected_costs([10, 20, 30]).tolist() == [[0.0, 0.0]] * 3
+    assert plain.to_json()["prices"] is None and cost.RoutingPolicy.from_json(plain.to_json(), "x") == plain
+    priced = cost.RoutingPolicy(["A", "B"], prices=[cost.Price(1000, 2000), cost.Price(0, 1000)])
+    # no typical output recorded: 500 tokens each (DEFAULT_TYPICAL_OUTPUT_TOKENS)
+    assert priced.expected_costs([100]).tolist() == [[(100 * 1000 + 500 * 2000) / 1000, 500 * 1000 / 1000]]
+    with pytest.raises(DataError) as error:
+        cost.RoutingPolicy.from_json({"candidates": ["A"], "colour": "red"}, "policy.json")
+    assert str(error.value).startswith("policy.json: not a routing policy (") and str(error.value).endswith(
+        "Recalibrate with `python src/cost.py`.")
+
+
+def test_config_and_policy_errors_name_their_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    for text, message in (("- a\n", "expected a mapping with a non-empty `candidates:` list"),
+                          ("candidates: []\n", "expected a mapping with a non-empty `candidates:` list"),
+                          ("candidates: 3\n", "expected a mapping with a non-empty `candidates:` list"),
+                          ("candidates:\n  - x\n", "candidates[0] must be a mapping with a non-empty string `name`"),
+                          ("candidates:\n  - name: ''\n", "candidates[0] must be a mapping with a non-empty string"),
+                          ("candidates:\n  - price: 1\n", "candidates[0] must be a mapping with a non-empty string")):
+        path.write_text(text)
+        with pytest.raises(DataError) as error:
+            cost.load_config(path)
+        assert str(error.value).startswith(f"{path}: {message}")
+    with pytest.raises(DataError) as error:
+        cost.load_config(tmp_path / "none.yaml")
+    assert str(error.value) == f"{tmp_path / 'none.yaml'}: candidates config not found. Copy candidates.example.yaml and edit it."
+    config = {"candidates": [{"name": "A", "input_price_per_million": 0, "output_price_per_million": 0.5}],
+              "budget": True}
+    assert cost.prices_from_config(config, ["A"], path) == [cost.Price(0.0, 0.5)]  # 0 and fractions are prices
+    with pytest.raises(DataError) as error:
+        cost.prices_from_config(config, ["B"], path)
+    assert str(error.value).startswith(f"{path}: candidate 'B' has no entry")
+    for bad in (True, "1", float("inf"), -0.5):
+        config["candidates"][0]["output_price_per_million"] = bad
+        with pytest.raises(DataError) as error:
+            cost.prices_from_config(config, ["A"], path)
+        assert str(error.value) == (f"{path}: candidate 'A': field 'output_price_per_million' must be a number >= 0, "
+                                    f"got {bad!r}.")
+    with pytest.raises(DataError) as error:  # a field of the whole config: no candidate named
+        cost.nonnegative_number(config, "budget", path)
+    assert str(error.value) == f"{path}: field 'budget' must be a number >= 0, got True."
+    assert cost.nonnegative_number({}, "budget", path, default=2) == 2.0
+    assert cost.nonnegative_number({}, "budget", path) is None
+    (tmp_path / cost.POLICY_FILE).write_text(json.dumps({"candidates": ["A"], "colour": "red"}))
+    with pytest.raises(DataError, match=f"^{tmp_path / cost.POLICY_FILE}: not a routing policy"):
+        cost.load_policy(tmp_path, ["A"])
+
+
+def test_score_kind_of_defaults_and_errors(tmp_path, caplog):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "router_config.json").write_text(json.dumps({"stage": "sc"}))
+    with caplog.at_level("WARNING", logger="cost"):
+        assert cost.score_kind_of(tmp_path / "old") == "softmax"
+    assert caplog.messages == [f"{tmp_path / 'old'}: no loss_type recorded (router_config.json or run_args.json); "
+                               f"assuming CE (softmax)"]
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "router_config.json").write_text(json.dumps({"loss_type": "MSE"}))
+    (tmp_path / "own" / "run_args.json").write_text(json.dumps({"loss_type": "CE"}))
+    assert cost.score_kind_of(tmp_path / "own") == "sigmoid"  # the router's own config comes first
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "run_args.json").write_text(json.dumps({"loss_type": "Hinge"}))
+    with pytest.raises(DataError) as error:
+        cost.score_kind_of(tmp_path / "bad")
+    assert str(error.value) == (f"{tmp_path / 'bad' / 'run_args.json'}: field 'loss_type' is 'Hinge', not one of "
+                                f"['BCE', 'CE', 'ForwardKL', 'KL', 'MSE', 'ReverseKL'].")
+    with pytest.raises(DataError) as error:
+        cost.score_kind_of(tmp_path / "nothing")
+    assert str(error.value) == (f"{tmp_path / 'nothing'}: neither a trained router (router_config.json, "
+                                f"run_args.json) nor a baseline run (config.json with router_type); cannot tell how "
+                                f"to read its scores.")

@@ -1,9 +1,10 @@
 """Tests for data.cross_fit: deterministic prompt folds and the cross-fitting pools."""
 import hashlib
+import random
 
 import pytest
 
-from data.cross_fit import cross_fit_pools, fold_of, split_by_fold
+from data.cross_fit import cross_fit_pools, fold_of, hold_out_by_source, split_by_fold
 
 
 def example(prompt, source="T"):
@@ -72,3 +73,53 @@ def test_same_prompt_in_two_benchmarks_shares_its_fold():
     pool, test_fold = cross_fit_pools([], tests, fold, 5)
     assert pool == []
     assert [e["source"] for name in test_fold for e in test_fold[name]] == ["A", "B"]
+
+
+def test_two_folds_are_allowed():
+    examples = [example(f"prompt number {i}") for i in range(20)]
+    in_fold, out_of_fold = split_by_fold(examples, 1, 2)
+    assert in_fold and out_of_fold and len(in_fold) + len(out_of_fold) == 20
+
+
+def sources_records():
+    """Interleaved sources: A 10 records, B 4, C 1, D 2."""
+    layout = "ABADACABDAABAAABA"
+    return [{"prompt_id": f"{s}{i}", "prompt": f"{s} {i}", "source": s} for i, s in enumerate(layout)]
+
+
+def test_hold_out_by_source_takes_a_rounded_share_of_each_source():
+    records = sources_records()
+    kept, held = hold_out_by_source(records, 0.25, seed=0)
+    count = {s: sum(r["source"] == s for r in held) for s in "ABCD"}
+    # A: round(2.5) = 2 (half to even), B: round(1.0) = 1, C: a single record is never held, D: round(0.5) = 0 -> 1
+    assert count == {"A": 2, "B": 1, "C": 0, "D": 1}
+    assert sorted(kept + held, key=records.index) == records and not {r["prompt_id"] for r in kept} & {
+        r["prompt_id"] for r in held}
+    assert kept == [r for r in records if r in kept] and held == [r for r in records if r in held]  # input order
+    # the draw: random.Random(f"{seed}:{source}").sample of the source's positions (the documented rule)
+    for source in "ABD":
+        positions = [i for i, r in enumerate(records) if r["source"] == source]
+        drawn = set(random.Random(f"0:{source}").sample(positions, count[source]))
+        assert {i for i, r in enumerate(records) if r in held and r["source"] == source} == drawn
+
+
+def test_hold_out_by_source_draws_each_source_on_its_own():
+    records = sources_records()
+    _, held = hold_out_by_source(records, 0.25, seed=0)
+    only_a = [r for r in records if r["source"] == "A"]
+    _, held_a = hold_out_by_source(only_a, 0.25, seed=0)
+    assert held_a == [r for r in held if r["source"] == "A"]  # the other sources do not change A's draw
+    assert hold_out_by_source(records, 0.25, seed=0) == (hold_out_by_source(records, 0.25, seed=0)[0], held)
+    assert hold_out_by_source(only_a, 0.25, seed=1)[1] != held_a  # another seed, another draw
+
+
+def test_hold_out_by_source_edges():
+    records = sources_records()
+    assert hold_out_by_source(records, 0.0, seed=0) == (records, [])
+    kept, held = hold_out_by_source(records, 0.9, seed=0)
+    # round(0.9 n), but at least one record of each source stays: A 9, B round(3.6) = 4 -> 3, C 0, D 2 -> 1
+    assert {s: sum(r["source"] == s for r in held) for s in "ABCD"} == {"A": 9, "B": 3, "C": 0, "D": 1}
+    assert {r["source"] for r in kept} == set("ABCD")
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\)"):
+            hold_out_by_source(records, bad, seed=0)

@@ -183,6 +183,20 @@ def test_sampling_is_reproducible_with_a_seed(tiny_causal_lm, tmp_path):
     assert read_jsonl(tmp_path / "a.jsonl") == read_jsonl(tmp_path / "b.jsonl")
 
 
+def test_a_different_seed_draws_a_different_sample(tiny_causal_lm, tmp_path):
+    """The seed is what fixes the sample: seeds 3 and 4 give different responses (3 prompts x 8 tokens drawn at
+    temperature 1.5 from a random model: the chance that all 24 draws coincide is negligible), seed 3 again the
+    first ones."""
+    engine = HuggingFaceEngine(tiny_causal_lm)
+    rows = instructions(3)
+    outputs = {}
+    for name, seed in (("a", 3), ("b", 4), ("c", 3)):
+        sampling = SamplingParams(temperature=1.5, top_p=1.0, max_new_tokens=8, seed=seed)
+        run_generation(engine, rows, tmp_path / f"{name}.jsonl", sampling, batch_size=3)
+        outputs[name] = [row["response"] for row in read_jsonl(tmp_path / f"{name}.jsonl")]
+    assert outputs["a"] != outputs["b"] and outputs["a"] == outputs["c"]
+
+
 def test_a_model_without_chat_template_is_refused(tiny_causal_lm, tmp_path):
     tokenizer = tiny_tokenizer()
     tokenizer.chat_template = None

@@ -180,13 +180,26 @@ def test_gt_responses_model(backbones, tmp_path):
 
 
 def test_gradient_checkpointing_trains(backbones, tmp_path):
+    """Checkpointing recomputes activations in the backward pass: the loss and every gradient are those of the
+    same step without it (same seed, so the same dropout masks: checkpointing replays the RNG state)."""
     model, _, collator = new_router(CausalTrainer, CausalConfig, backbones["llama"], tmp_path)
-    model.gradient_checkpointing_enable()
     model.train()
-    outputs = model(**collator(collator.encode(RECORDS, with_responses=True)))
-    (outputs.routing_logits.sum() + outputs.lm_loss).backward()
-    assert model.routing_head.weight.grad is not None
-    assert model.backbone.model.layers[0].mlp.up_proj.weight.grad is not None
+    batch = collator(collator.encode(RECORDS, with_responses=True))
+    parameters = [model.routing_head.weight, model.backbone.model.layers[0].mlp.up_proj.weight]
+
+    def step():
+        torch.manual_seed(0)
+        outputs = model(**batch)
+        loss = outputs.routing_logits.sum() + outputs.lm_loss
+        return loss.item(), torch.autograd.grad(loss, parameters)
+
+    plain_loss, plain_grads = step()
+    model.gradient_checkpointing_enable()
+    assert model.backbone.model.gradient_checkpointing
+    loss, grads = step()
+    assert loss == pytest.approx(plain_loss, abs=1e-6)
+    for got, want in zip(grads, plain_grads):
+        assert want.norm() > 0 and torch.allclose(got, want, atol=1e-6)
 
 
 def test_mask_concat_routing_heads(backbones, tmp_path):

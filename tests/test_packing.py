@@ -75,6 +75,31 @@ def test_row_assignments_and_pack():
     assert padded["document_ids"].tolist() == [[0, 0, -1], [1, 1, 1], [2, -1, -1]] and starts == [0, 3, 6]
 
 
+def test_first_fit_rows_track_the_room_left_in_each_row():
+    # capacity 4 (the longest): 4 fills row 0; 3 opens row 1 (room 1); the first 2 opens row 2 (room 2), the second
+    # fills it; 1 goes to row 1, the first row with room
+    assert first_fit_rows([4, 3, 2, 2, 1]) == [[0], [1, 4], [2, 3]]
+    # a full row takes nothing more: 2 + 2 fill row 1, so the 1 opens row 2
+    assert first_fit_rows([4, 2, 2, 1]) == [[0], [1, 2], [3]]
+
+
+def test_pack_a_single_prefix_shared_document():
+    batch, starts = pack([Document([5, 6, 7], [0, 1, 1], block_ids=[0, 1, 2])], [[0]], pad_token_id=0)
+    assert batch["block_ids"].tolist() == [[0, 1, 2]] and batch["document_ids"].tolist() == [[0, 0, 0]]
+    assert starts == [0] and batch["input_ids"].dtype == torch.long
+
+
+def test_varlen_arguments_need_one_row_without_padding():
+    arguments = varlen_arguments(torch.tensor([[0, 0, 1, 1, 1]]))
+    assert arguments["cu_seq_lens_q"].dtype == torch.int32
+    assert {name: value.tolist() if torch.is_tensor(value) else value for name, value in arguments.items()} == {
+        "cu_seq_lens_q": [0, 2, 5], "cu_seq_lens_k": [0, 2, 5], "max_length_q": 3, "max_length_k": 3}
+    for bad in ([[0, 0], [1, 1]], [[0, 0, -1]]):  # two rows; one row with padding
+        with pytest.raises(ValueError) as error:
+            varlen_arguments(torch.tensor(bad))
+        assert str(error.value) == "flash-attention varlen needs the single-row layout (packing.single_row)."
+
+
 def test_stage_collators_follow_the_backbone_attention(smol, bert):
     for attention, rows in (("flex_attention", single_row), ("sdpa", first_fit_rows)):
         backbone_config = LlamaConfig(**TINY)
@@ -318,9 +343,31 @@ def test_chunked_linear_cross_entropy_under_bf16_autocast():
     assert (grad - expected_grad).norm() / expected_grad.norm() < 1e-2
 
 
-# ----- FlexAttention (compiled on CPU: slow) -----
+# ----- FlexAttention (compiled on CPU: ~10 s, in the default suite as the one check of the flex path) -----
 
-@pytest.mark.slow
+def test_flex_attention_arguments_carry_the_prefix_sharing():
+    """The flex kernel's BlockMask, as ``attention_arguments`` builds it for a backbone, applies the visibility
+    rule drawn by hand in ``test_prefix_shared_visibility_by_hand``: blocks see the prompt and themselves."""
+    document_ids = torch.tensor([[0, 0, 0, 0, 0, 1, -1]])
+    block_ids = torch.tensor([[0, 0, 1, 1, 2, 0, 0]])
+    config = LlamaConfig(**TINY)
+    config._attn_implementation = "flex_attention"
+    block_mask = attention_arguments(config, document_ids, block_ids, True, torch.float32)["attention_mask"]
+    q, kv = torch.arange(7)[:, None], torch.arange(7)[None, :]
+    seen = block_mask.mask_mod(torch.tensor(0), torch.tensor(0), q, kv).int().tolist()
+    assert seen[4] == [1, 1, 0, 0, 1, 0, 0]  # block 2 sees the prompt and itself, not block 1
+    assert seen[3] == [1, 1, 1, 1, 0, 0, 0] and seen[5] == [0, 0, 0, 0, 0, 1, 0] and seen[6] == [0] * 6 + [1]
+    assert seen == dense_mask(document_ids, block_ids, causal=True)[0, 0].int().tolist()
+    # an encoder (bidirectional) with sliding-window layers gets one BlockMask per layer type
+    sliding = ModernBertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=32, global_attn_every_n_layers=2, local_attention=2)
+    sliding._attn_implementation = "flex_attention"
+    masks = attention_arguments(sliding, document_ids, None, False, torch.float32)["attention_mask"]
+    local = masks["sliding_attention"].mask_mod(torch.tensor(0), torch.tensor(0), q, kv).int().tolist()
+    assert local[2] == [0, 1, 1, 1, 0, 0, 0] and masks["full_attention"].mask_mod(
+        torch.tensor(0), torch.tensor(0), q, kv).int().tolist()[2] == [1, 1, 1, 1, 1, 0, 0]
+
+
 def test_flex_attention_forward_equals_sdpa(smol):
     generator = random.Random(5)
     features = causal_features(generator, [6, 11], [[3, 2, 5], [1, 4, 2]])

@@ -65,3 +65,39 @@ def test_each_panel_compares_like_with_like():
     assert panels["reward"] == (("reward",), ("eval_reward",))
     for train, evaluation in panels.values():
         assert all(key == f"eval_{train_key}" for key, train_key in zip(evaluation, train))
+
+
+def test_the_panels_draw_the_logged_values(tmp_path, monkeypatch):
+    """What is drawn, read back from the figure: each panel's curves hold the logged (step, value) pairs."""
+    import matplotlib.pyplot as plt
+
+    from utils import plots
+
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", lambda figure: figures.append(figure))
+    write_state(tmp_path / "run" / "fold_0", HISTORY)
+    write_state(tmp_path / "run" / "fold_1", HISTORY[:2])
+    plot_run(tmp_path / "run")
+    (figure,) = figures
+    drawn = {}
+    for axis in figure.axes:
+        for line in axis.get_lines():
+            drawn[(axis.get_title() or "mask rate", line.get_label())] = (list(line.get_xdata()),
+                                                                        list(line.get_ydata()))
+    plt.close(figure)
+    assert drawn == {
+        ("routing loss", "run fold_0: routing_loss"): ([1, 2], [1.0, 0.8]),
+        ("routing loss", "run fold_0: eval_routing_loss"): ([1, 2], [0.9, 0.7]),
+        ("routing loss", "run fold_1: routing_loss"): ([1], [1.0]),
+        ("routing loss", "run fold_1: eval_routing_loss"): ([1], [0.9]),
+        ("training loss (routing + auxiliary)", "run fold_0: loss"): ([1, 2], [3.0, 2.5]),
+        ("training loss (routing + auxiliary)", "run fold_1: loss"): ([1], [3.0]),
+        ("auxiliary loss", "run fold_0: mlm_loss"): ([1, 2], [2.0, 1.7]),
+        ("auxiliary loss", "run fold_1: mlm_loss"): ([1], [2.0]),
+        ("mask rate", "run fold_0: mask_rate"): ([1, 2], [0.5, 1.0]),
+        ("mask rate", "run fold_1: mask_rate"): ([1], [0.5]),
+        ("reward", "run fold_0: reward"): ([1, 2], [0.25, 0.75]),
+        ("reward", "run fold_0: eval_reward"): ([1, 2], [0.5, 0.625]),
+        ("reward", "run fold_1: reward"): ([1], [0.25]),
+        ("reward", "run fold_1: eval_reward"): ([1], [0.5]),
+    }

@@ -104,9 +104,120 @@ def test_cross_fit_routes_each_fold_with_its_own_router(backbones, data_dir, tmp
     assert json.loads((tmp_path / "metrics.json").read_text())["GSM8k"]["score"] is not None
 
 
-def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(backbones, data_dir, tmp_path):
+def recording_stage(monkeypatch, stage):
+    """Replace ``stage``'s trainer by a subclass that records, per router folder, the prompts it is given to
+    train on and to validate on: ``{folder name: (training prompts, validation prompts)}``."""
+    config_class, trainer_class = train.STAGES[stage]
+    seen = {}
+
+    class Recording(trainer_class):
+        def __init__(self, args, train_dataset=None, eval_dataset=None, **kwargs):
+            seen[Path(args.output_dir).name] = ([r["prompt"] for r in train_dataset or []],
+                                                [r["prompt"] for r in eval_dataset or []])
+            super().__init__(args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
+
+    monkeypatch.setitem(train.STAGES, stage, (config_class, Recording))
+    return seen
+
+
+BENCHMARK_PROMPTS = [f"how many {WORDS[n]} are {n}" for n in range(8)]  # test/GSM8k of synthetic.py
+SYNTH_TRAIN_PROMPTS = [f"{WORDS[n % 14]} {WORDS[(3 * n) % 14]} {n}" for n in range(12)]  # train/Synth, train split
+SYNTH_EVAL_PROMPTS = [f"{WORDS[n % 14]} {WORDS[(3 * n) % 14]} {n}" for n in range(12, 16)]
+
+
+def test_cross_fit_folds_never_train_or_validate_on_their_own_records(backbones, data_dir, tmp_path, monkeypatch):
+    """Every prompt a fold's router trains or validates on, recorded at the trainer: none of the fold's own
+    benchmark records; all the other folds' records (half of them, per source, moved to validation by
+    --cross_fit_eval_fraction 0.5), the whole training split, and the training sets' validation split."""
+    seen = recording_stage(monkeypatch, "sc")
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--cross_fit_eval_fraction", "0.5",
+        "--do_predict", "False")
+    assert sorted(seen) == ["fold_0", "fold_1"]
+    for fold in range(2):
+        trained, validated = seen[f"fold_{fold}"]
+        own = {p for p in BENCHMARK_PROMPTS if fold_of(p, 2) == fold}
+        others = [p for p in BENCHMARK_PROMPTS if fold_of(p, 2) != fold]
+        assert own and others  # the 8 questions fill both folds
+        assert not own & set(trained) and not own & set(validated)
+        assert sorted(p for p in trained + validated if p in BENCHMARK_PROMPTS) == sorted(others)
+        assert len([p for p in validated if p in BENCHMARK_PROMPTS]) == round(0.5 * len(others))
+        assert sorted(p for p in trained if p not in BENCHMARK_PROMPTS) == sorted(SYNTH_TRAIN_PROMPTS)
+        assert sorted(p for p in validated if p not in BENCHMARK_PROMPTS) == sorted(SYNTH_EVAL_PROMPTS)
+        assert not set(trained) & set(validated)
+    # the top folder's eval_results.json: each validation metric averaged over the folds, and each fold's own
+    folds = [json.loads((tmp_path / f"fold_{f}" / "eval_results.json").read_text()) for f in range(2)]
+    merged = json.loads((tmp_path / "eval_results.json").read_text())
+    assert set(folds[0]) == set(folds[1]) and "eval_reward" in folds[0]
+    assert merged == pytest.approx({**{name: (folds[0][name] + folds[1][name]) / 2 for name in folds[0]},
+                                    **{f"fold_{f}_{name}": value for f in range(2) for name, value in folds[f].items()}})
+    assert (tmp_path / "training_curves.png").exists()
+
+
+def test_cross_fit_folds_run_one_at_a_time_then_merge(backbones, data_dir, tmp_path, monkeypatch):
+    """--cross_fit_only_fold trains and routes one fold; a run with --resume_from_checkpoint last-checkpoint then
+    keeps the folds' predictions as written (no training) and merges them into the benchmark's metrics."""
+    seen = recording_stage(monkeypatch, "sc")
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--cross_fit_only_fold", "1")
+    assert list(seen) == ["fold_1"] and not (tmp_path / "fold_0").exists()
+    assert not (tmp_path / "test_predictions").exists() and not (tmp_path / "metrics.json").exists()
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--cross_fit_only_fold", "0")
+    assert list(seen) == ["fold_1", "fold_0"]
+    seen.clear()
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--resume_from_checkpoint",
+        "last-checkpoint")
+    assert seen == {}  # nothing trained again
+    log = (tmp_path / "train.log").read_text()
+    assert "fold 0: predictions already written, kept" in log and "fold 1: predictions already written, kept" in log
+    by_id = {row["prompt_id"]: row for f in range(2) for row in predictions(tmp_path / f"fold_{f}")}
+    assert predictions(tmp_path) == [by_id[str(n)] for n in range(8)]
+    correct = [[(n + c) % 2 == 0 for c in range(2)] for n in range(8)]  # synthetic.py: candidate c right on n + c even
+    score = 100 * sum(correct[n][by_id[str(n)]["choice"]] for n in range(8)) / 8
+    assert json.loads((tmp_path / "metrics.json").read_text())["GSM8k"]["score"] == pytest.approx(score)
+
+
+def test_cross_fit_refuses_a_resume_path(tmp_path):
+    with pytest.raises(SystemExit, match="with --cross_fit_folds use --resume_from_checkpoint last-checkpoint"):
+        train.main(["sc", "--output_dir", str(tmp_path), "--cross_fit_folds", "2", "--resume_from_checkpoint",
+                    str(tmp_path / "checkpoint-2"), "--test_datasets", "GSM8k"])
+
+
+def test_cross_fit_max_train_samples_draws_each_fold_from_its_own_pool(backbones, data_dir, tmp_path, monkeypatch):
+    """--max_train_samples 9: each fold trains on 9 distinct records of its own pool (training split + the other
+    folds' records, never its own), drawn with a seed of its own: the folds keep different training queries."""
+    seen = recording_stage(monkeypatch, "sc")
+    run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--max_train_samples", "9",
+        "--do_predict", "False")
+    kept = []
+    for fold in range(2):
+        trained, _ = seen[f"fold_{fold}"]
+        pool = SYNTH_TRAIN_PROMPTS + [p for p in BENCHMARK_PROMPTS if fold_of(p, 2) != fold]
+        assert len(trained) == len(set(trained)) == 9 and set(trained) <= set(pool)
+        assert trained == [p for p in pool if p in trained]  # the input order is kept
+        kept.append({p for p in trained if p in SYNTH_TRAIN_PROMPTS})
+    assert kept[0] != kept[1]
+
+
+def test_subsample_keeps_a_seeded_subset_in_input_order():
+    records = [{"prompt_id": str(i)} for i in range(30)]
+    assert train.subsample(records, None, 0) is records and train.subsample(records, 30, 0) is records
+    first = train.subsample(records, 10, "0:fold0")
+    assert len(first) == 10 and first == sorted(first, key=lambda r: int(r["prompt_id"]))
+    assert first == train.subsample(records, 10, "0:fold0")  # the same seed draws the same subset
+    assert first != train.subsample(records, 10, "0:fold1")
+    assert len(train.subsample(records, 29, 1)) == 29
+
+
+def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(backbones, data_dir, tmp_path, monkeypatch):
     options = ["--max_steps", "4", "--save_steps", "2", "--eval_steps", "2", "--mask_length", "3"]
+    # Record the optimizer step count at every batch each run trains on in this process.
+    from trainers import RouterTrainer
+    taken, step = [], RouterTrainer.training_step
+    monkeypatch.setattr(RouterTrainer, "training_step",
+                        lambda self, *a, **k: taken.append(self.state.global_step) or step(self, *a, **k))
     run("mask_concat", backbones["bert"], data_dir, tmp_path / "whole", *options)
+    whole_batches = list(taken)
+    assert whole_batches[0] == 0 and whole_batches[-1] == 3
+    taken.clear()
     # A run killed right after saving checkpoint-2 leaves only that checkpoint in its folder.
     interrupted = tmp_path / "interrupted"
     shutil.copytree(tmp_path / "whole" / "checkpoint-2", interrupted / "checkpoint-2")
@@ -114,6 +225,8 @@ def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(backbones, dat
     assert state["global_step"] == 2
     run("mask_concat", backbones["bert"], data_dir, interrupted, *options,
         "--resume_from_checkpoint", "last-checkpoint")
+    # it trains only the batches of steps 3 and 4, starting from the checkpoint's step count (a restart trains all)
+    assert taken == [s for s in whole_batches if s >= 2]
 
     whole, resumed = predictions(tmp_path / "whole"), predictions(interrupted)
     assert [row["choice"] for row in resumed] == [row["choice"] for row in whole]

@@ -50,7 +50,8 @@ def hold_out_by_source(records: list[dict], fraction: float, seed: int) -> tuple
     at least one when the source has two or more) held out, the rest kept; both keep the input order.
 
     Stratified by source, so the held-out part mirrors the mix of sources; each source's draw depends only on
-    ``seed`` and the source's own records, not on the other sources."""
+    ``seed`` and the source's own records, not on the other sources: ``random.Random(f"{seed}:{source}")``
+    samples the positions of that source's records."""
     if not 0 <= fraction < 1:
         raise ValueError(f"fraction must lie in [0, 1), got {fraction}.")
     by_source = defaultdict(list)
