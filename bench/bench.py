@@ -18,7 +18,9 @@ from random text. Printed, and written to ``--output``:
    causal layout: what the backbone processes, padding included;
 2. training throughput per stage, backbone and layout: queries (examples)/s, real tokens/s, model TFLOP/s
    (useful work only: no padding, no masked attention pairs; forward + backward = 3 x forward), MFU against
-   the matrix-product ceiling measured in the same run, peak memory, warm-up time;
+   the matrix-product ceiling measured in the same run, peak memory, warm-up time; in CPU mode also each stage's
+   training throughput in float32 and in bf16 autocast (what ``--bf16 True --use_cpu True`` runs), on the
+   library's layout, with the ratio;
 3. routing latency per query (p50/p90, a batch of one, collation included) and throughput (batched) per
    stage, backbone and layout; in CPU mode also per inference precision of the library's layout
    (``ROUTING_PRECISIONS``: the float32 path, bf16 weights — ``routers.pretrained``'s ``--precision bf16`` —,
@@ -554,7 +556,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_epoch and not args.routing_only and data_present:
         emit(epoch_table(args.data_dir))
 
-    training_rows, routing_rows, speedups = [], [], {}
+    training_rows, precision_rows, routing_rows, speedups = [], [], [], {}
     mode_precision = FP32 if settings["dtype"] is None else BF16_AUTOCAST
     for stage in args.stages:
         batch = settings["causal_batch" if stage == "causal" else "encoder_batch"]
@@ -567,6 +569,16 @@ def main(argv: list[str] | None = None) -> None:
                                        ceiling)
             training_rows.append(row)
             speedups.setdefault(("train", stage), {})[(layout, batch_size)] = result["examples/s"]
+        if device.type == "cpu" and not args.routing_only:  # the Trainer's --bf16 on CPU: bf16 autocast
+            library_layout, fp32 = layouts_of(stage)[-1], None
+            for dtype in (None, torch.bfloat16):
+                result = measure_training(stage, library_layout, packed_attention, batch, False,
+                                          {**settings, "dtype": dtype}, records, device, ceiling)
+                fp32 = fp32 or result
+                precision_rows.append([stage, STAGES[stage][1].split(":")[1], library_layout,
+                                       BF16_AUTOCAST if dtype else FP32, batch, result["examples/s"],
+                                       result["tokens/s"], f"{result['examples/s'] / fp32['examples/s']:.2f}x"])
+                print("  " + " | ".join(str(value) for value in precision_rows[-1]), flush=True)
         library_layout = layouts_of(stage)[-1]
         routings = [(layout, None) for layout in layouts_of(stage)]
         if device.type == "cpu":  # the other precisions, on the layout the library routes with
@@ -585,6 +597,11 @@ def main(argv: list[str] | None = None) -> None:
 
     if training_rows:
         emit(f"## Training throughput ({shape})\n\n" + markdown(TRAINING_HEADERS, training_rows))
+    if precision_rows:
+        emit(f"## Training precision on CPU (the library's layout; bf16 autocast is the Trainer's --bf16 with "
+             f"--use_cpu; {shape})\n\n"
+             + markdown(["stage", "backbone", "layout", "precision", "queries/step", "examples/s", "tokens/s",
+                         "vs fp32"], precision_rows))
     emit(f"## Routing (latency: one query at a time, collation included; throughput: batches of "
          f"{settings['route_batch']}; vs plain: vs the plain padded row, vs fp32: vs the same layout's "
          f"{mode_precision} row)\n\n"

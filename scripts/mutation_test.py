@@ -167,6 +167,9 @@ def run_module(module: str, output_dir: Path, max_children: int, report_only: bo
     if args:
         result = mutmut(work, *args)
         (work / "mutmut_run.log").write_text(result.stdout[-200_000:] + result.stderr[-200_000:])
+        if "failed to collect stats" in result.stdout + result.stderr:  # mutmut then marks every mutant unkilled
+            raise SystemExit(f"error: {', '.join(tests)} fail on the unmutated {source}, so no mutant can be judged; "
+                             f"fix the tests first (see {work / 'mutmut_run.log'})")
         if not meta.exists():
             raise SystemExit(f"error: mutmut made no verdicts for {module}; see {work / 'mutmut_run.log'}")
     results = {n: verdicts(work, source)[n] for n in selected(verdicts(work, source), globs)}

@@ -78,6 +78,13 @@ BUGS: dict[str, tuple[str, str, str, list[str]]] = {
     "generation: the sampling seed ignored": (
         "src/utils/generation.py", "torch.manual_seed(sampling.seed)", "torch.manual_seed(0)",
         ["tests/test_generation.py::test_a_different_seed_draws_a_different_sample"]),
+    "sandbox: os.remove dropped from the guarded events": (
+        "src/rewards/sandbox_runner.py", 'WRITE_EVENTS = {"os.remove": 1, ', "WRITE_EVENTS = {",
+        ["tests/test_rewards_unit_tests.py::test_every_hostile_program_is_contained_and_scores_zero"]),
+    "server: content given as a list of parts routed on an empty text": (
+        "src/serve.py", "        return \"\\n\".join(part[\"text\"] for part in content\n",
+        "        return \"\" if content else \"\\n\".join(part[\"text\"] for part in content\n",
+        ["tests/test_serve.py::test_content_given_as_parts_is_routed_on_its_text"]),
     "resume replaced by a restart (the 'resuming from' line still logged)": (
         "src/train.py", "trainer.train(resume_from_checkpoint=resume_point(args, args.output_dir))",
         "trainer.train(resume_from_checkpoint=resume_point(args, args.output_dir) and None)",

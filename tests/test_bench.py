@@ -48,6 +48,13 @@ def test_cpu_benchmark_prints_every_table(tmp_path):
         assert examples_per_s > 0 and tokens_per_s > 0 and tflops > 0, row
         assert row[9].endswith("%"), row
 
+    precision = table(text, "Training precision on CPU")
+    assert [(row[0], row[2], row[3]) for row in precision] == [
+        (stage, layouts[-1], name) for stage, layouts in LAYOUTS.items() for name in ("fp32", "bf16 autocast")]
+    for fp32, bf16 in zip(precision[::2], precision[1::2]):
+        assert fp32[7] == "1.00x" and number(fp32[5]) > 0 and number(bf16[5]) > 0
+        assert float(bf16[7][:-1]) == pytest.approx(number(bf16[5]) / number(fp32[5]), rel=0.01, abs=0.01), bf16
+
     routing = table(text, "Routing")
     # float32 rows for every layout, and the other precisions on the layout the library routes with
     assert sorted((row[0], row[2], row[4]) for row in routing) == sorted(

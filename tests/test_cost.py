@@ -472,10 +472,10 @@ def test_config_and_policy_errors_name_their_file(tmp_path):
         with pytest.raises(DataError) as error:
             cost.prices_from_config(config, ["A"], path)
         assert str(error.value) == (f"{path}: candidate 'A': field 'output_price_per_million' must be a number >= 0, "
-                                    f"got {bad!r}.")
+                                    f"got {bad!r}. Write a number >= 0.")
     with pytest.raises(DataError) as error:  # a field of the whole config: no candidate named
         cost.nonnegative_number(config, "budget", path)
-    assert str(error.value) == f"{path}: field 'budget' must be a number >= 0, got True."
+    assert str(error.value) == f"{path}: field 'budget' must be a number >= 0, got True. Write a number >= 0."
     assert cost.nonnegative_number({}, "budget", path, default=2) == 2.0
     assert cost.nonnegative_number({}, "budget", path) is None
     (tmp_path / cost.POLICY_FILE).write_text(json.dumps({"candidates": ["A"], "colour": "red"}))
