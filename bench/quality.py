@@ -17,7 +17,7 @@ The config (YAML) names what to compare::
     train_args: [--backbone_name_or_path, packaged:all-minilm-l6-v2, ...]   # train.py flags of every trained router
     routers:                             # trained routers: row name -> stage and its own train.py flags
       "classifier (sc)": {stage: sc, args: [--max_length, "130"]}
-      "Lookahead-MLM": {stage: mask_concat, args: [--mask_length, "16"]}
+      "Lookahead-MLM": {stage: mask_concat, args: [--mask_length, "16"], seeds: [42, 43]}   # seeds: its own
     reference: "classifier (sc)"         # optional: a trained row every other is also compared with
 
 Rows: oracle, best fixed (the best candidate of each benchmark, in hindsight), random, each baseline, each trained
@@ -205,9 +205,9 @@ class Study:
         import train
 
         for name, spec in routers.items():
-            for seed in self.seeds:
+            for seed in self.row_seeds(name):
                 self.check_run_flags(name, spec, seed)
-        tasks = [(name, seed, fold) for name in routers for seed in self.seeds for fold in range(self.folds)
+        tasks = [(name, seed, fold) for name in routers for seed in self.row_seeds(name) for fold in range(self.folds)
                  if not self.fold_done(self.run_dir(name, seed), fold)]
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
         environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
@@ -237,20 +237,24 @@ class Study:
             for future in concurrent.futures.as_completed([pool.submit(run, task) for task in tasks]):
                 future.result()
         for name in routers if merge else []:
-            for seed in self.seeds:
+            for seed in self.row_seeds(name):
                 if not (self.run_dir(name, seed) / "metrics.json").exists():
                     train.main(self.train_command(routers[name], seed, self.run_dir(name, seed), None)[2:])
 
+    def row_seeds(self, name: str) -> list[int]:
+        """The seeds of a trained row: its own ``seeds`` in the config, else the study's."""
+        return [int(seed) for seed in self.config["routers"][name].get("seeds", self.seeds)]
+
     def trained_runs(self, name: str) -> list[dict[str, np.ndarray]]:
         runs = []
-        for seed in self.seeds:
+        for seed in self.row_seeds(name):
             run_dir = self.run_dir(name, seed)
             runs.append({bench: np.array([row["choice"] for row in read_json(run_dir / "test_predictions" / f"{bench}.json")])
                          for bench in self.test_sets})
         return runs
 
     def trained_wall_time(self, name: str) -> float:
-        return sum(read_json(path)["seconds"] for seed in self.seeds
+        return sum(read_json(path)["seconds"] for seed in self.row_seeds(name)
                    for path in self.run_dir(name, seed).glob("fold_*_wall_time.json"))
 
 
@@ -353,7 +357,9 @@ def run_study(config: dict, output_dir: Path, jobs: int, command: str, train_onl
         cells.append(format_interval(versus.get(strongest)))
         if len(header) > len(cells) + 1:
             cells.append(format_interval(versus.get(reference)) if name != reference else "–")
-        label = f"{name} ({len(row['runs'])} seeds)" if name in seeded_rows else name
+        seeds = len(row["runs"])
+        label = (f"{name} ({seeds} seed{'s' if seeds > 1 else ''})"
+                 if name in seeded_rows or row["kind"] == "trained" else name)
         lines.append("| " + " | ".join([label, *cells]) + " |")
     table = "\n".join(lines) + "\n"
     trained = [name for name, row in rows.items() if row["kind"] == "trained"]

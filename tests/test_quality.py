@@ -134,3 +134,13 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     assert {path: path.stat().st_mtime_ns for path in caches} == caches
     again = (out / "quality.md").read_text()
     assert again.split("\n\n")[0] == report.split("\n\n")[0]
+
+    # a row's own seeds (the config's `seeds` under the row): the same runs, one seed of them, nothing retrained
+    config["routers"]["lookahead"]["seeds"] = [1]
+    (tmp_path / "one.yaml").write_text(json.dumps(config))
+    quality.main(["--config", str(tmp_path / "one.yaml"), "--output_dir", str(tmp_path / "one"), "--runs_dir", str(out),
+                  "--jobs", "2"])
+    one = json.loads((tmp_path / "one" / "quality.json").read_text())["rows"]["lookahead"]
+    assert one["per_seed_mean_gap_closed"] == [per_seed[1]]
+    assert "| lookahead (1 seed) |" in (tmp_path / "one" / "quality.md").read_text()
+    assert {path: path.stat().st_mtime_ns for path in logs} == logs
