@@ -22,7 +22,8 @@ KINDS = [  # (tag, test on "tool: case name"), first match wins; issue 12 §4's 
                                               r"empty file)|generate_responses: instructions: empty file")),
     ("misleading: empty instructions", re.compile(r"instructions(\.jsonl)?:? (empty|.*instructions\.jsonl empty)")),
     ("misleading: all ids held out", re.compile(r"every id held out")),
-    ("output folder a file / read-only", re.compile(r"(--\w+_dir|--out|--output_path) (is a file|is a folder|read-only)")),
+    ("output folder a file / read-only",
+     re.compile(r"(--\w+_dir|--out|--output_path) (is a file|is a folder|read-only)")),
 ]
 
 
