@@ -7,7 +7,8 @@ For each checkout this starts its own ``src/serve.py`` (the checkout's interpret
 ``tests/test_pretrained_router.save_tiny_bert``, as tests/test_serve.py builds it) and a stub OpenAI-compatible
 upstream in this process (also on 127.0.0.1) that records every request it gets and the ``Authorization``
 header it came with. Candidate A's upstream key (``$EV_UPSTREAM_KEY``) is what a caller must not get to spend
-anonymously; B is the dearer candidate (prices as tests/test_serve.py: A 1/1, B 1/10 USD per million tokens).
+anonymously; A is also the dearer candidate (A 1/10, B 1/1 USD per million input/output tokens): a policy that
+picks the first candidate when every net value is NaN picks the dearest.
 Both candidates have ``max_tokens_cap: 4096`` in the config (a checkout that predates caps ignores the field).
 
 A checkout whose ``serve.py`` knows ``--api_key`` is run with a key in ``$LOOKAHEAD_API_KEY`` twice: with the
@@ -39,7 +40,7 @@ from aiohttp import web
 
 UPSTREAM_KEY = "upstream-secret-0123456789"
 CLIENT_KEY = "client-key-abcdef"
-START_TIMEOUT_S = 240.0
+START_TIMEOUT_S = 480.0
 REQUEST_TIMEOUT_S = 60.0
 BIG_TIMEOUT_S = 240.0
 STALL_CAP_S = 120.0
@@ -107,10 +108,10 @@ def build_router(repo: Path, root: Path) -> dict:
 
 
 def write_config(path: Path, candidates: list[str], upstream_port: int) -> Path:
-    prices = {0: (1.0, 1.0), 1: (1.0, 10.0)}
+    prices = {0: (1.0, 10.0), 1: (1.0, 1.0)}
     lines = ["router_model: router-lookahead", "timeout_s: 10", "candidates:"]
     for index, name in enumerate(candidates):
-        price_in, price_out = prices.get(index, (1.0, 10.0))
+        price_in, price_out = prices.get(index, (1.0, 1.0))
         lines += [f"  - name: {name}", f"    base_url: http://127.0.0.1:{upstream_port}/v1", f"    model: model-{name}",
                   f"    input_price_per_million: {price_in}", f"    output_price_per_million: {price_out}",
                   "    max_tokens_cap: 4096"]
