@@ -178,7 +178,7 @@ def save_tiny_router(src: Path, bert_dir: Path, router_dir: Path) -> None:
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     from model.backbones import resolve_backbone
-    from routers.pretrained import save_untrained_router
+    from trainers import save_untrained_router
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
     torch.manual_seed(0)

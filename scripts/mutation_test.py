@@ -41,7 +41,7 @@ EQUIVALENTS = ROOT / "docs" / "mutation_testing.md"
 MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
     "metrics": ("src/metrics.py", ["tests/test_metrics.py"], None),
     "alpaca_lc": ("src/utils/alpaca_lc.py", ["tests/test_metrics.py"], None),
-    "losses": ("src/trainers/losses.py", ["tests/test_losses.py"], None),
+    "losses": ("src/model/losses.py", ["tests/test_losses.py"], None),
     "cross_fit": ("src/data/cross_fit.py", ["tests/test_cross_fit.py"], None),
     # the cross-fit path of train.py only; its tests train tiny routers (~10 s a mutant)
     "train_cross_fit": ("src/train.py", ["tests/test_train.py"],

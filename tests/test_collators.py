@@ -6,7 +6,7 @@ import torch
 from transformers import AutoTokenizer
 
 from model.backbones import resolve_backbone
-from trainers.collators import (CausalCollator, MaskConcatCollator, PromptCollator, ResponseCollator,
+from model.collators import (CausalCollator, MaskConcatCollator, PromptCollator, ResponseCollator,
                                 prompt_frame)
 from trainers.mask_concat import MaskConcatTrainer, mask_rate, masked_slots
 

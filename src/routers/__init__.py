@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 
-from routers.base import Router, choose, normalize_scores_by_source
+from routers.base import Router, choose
 from routers.embedding import HardClusterRouter, KNNRouter, SoftClusterRouter, TaskRouter
 from routers.reward import RewardRouter
 from routers.simple import FixedRouter, OracleRouter, RandomRouter
@@ -47,6 +47,6 @@ def build_router(router_type: str, **kwargs) -> Router:
     return cls(**kwargs)
 
 
-__all__ = ["ROUTERS", "Router", "build_router", "choose", "normalize_scores_by_source", "router_class",
+__all__ = ["ROUTERS", "Router", "build_router", "choose", "router_class",
            "FixedRouter", "HardClusterRouter", "KNNRouter", "OracleRouter", "RandomRouter", "RewardRouter",
            "SoftClusterRouter", "TaskRouter"]
