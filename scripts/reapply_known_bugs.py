@@ -71,8 +71,8 @@ BUGS: dict[str, tuple[str, str, str, list[str]]] = {
         "return flex_block_mask(document_ids, None, causal, window)",
         ["tests/test_packing.py::test_flex_attention_arguments_carry_the_prefix_sharing",
          "tests/test_packing.py::test_flex_attention_forward_equals_sdpa"]),
-    "cost: APGR / CPT weak and strong swapped": (
-        "src/cost.py", "weak_quality, strong_quality = fixed[weak][1], fixed[strong][1]",
+    "cost_curves: APGR / CPT weak and strong swapped": (
+        "src/cost_curves.py", "weak_quality, strong_quality = fixed[weak][1], fixed[strong][1]",
         "weak_quality, strong_quality = fixed[strong][1], fixed[weak][1]",
         ["tests/test_cost.py::test_benchmark_cost_analysis_on_records"]),
     "generation: the sampling seed ignored": (
