@@ -20,8 +20,8 @@ import numpy as np
 
 import metrics
 from candidates import Price
-from routers.policy import (CURVE_POINTS, cost_aware_choice, estimate_tokens, expected_costs, quality_estimates, realised_costs,
-                            typical_output_tokens, willingness_grid)
+from routers.policy import (CURVE_POINTS, cost_aware_choice, estimate_tokens, expected_costs, quality_estimates,
+                            realised_costs, typical_output_tokens, willingness_grid)
 
 SHARE_STEPS = 10         # strong-share steps of the APGR curve (0%, 10%, ..., 100%), as RouteLLM
 

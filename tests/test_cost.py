@@ -35,8 +35,10 @@ def test_prices_tokens_and_realised_costs():
     realised = routing_policy.realised_costs(records, [price, candidates.Price(1.0, 1.0)])
     # candidate 0: 10 input + 100 estimated output tokens; candidate 1: 10 input + 30 recorded output tokens
     np.testing.assert_allclose(realised, [[(10 * 2 + 100 * 8) / 1000, (10 + 30) / 1000]])
-    assert routing_policy.typical_output_tokens(records + [{"prompt": "", "responses": ["y" * 40, "z" * 40]}]) == [55.0, 20.0]
-    np.testing.assert_allclose(routing_policy.expected_costs([10, 20], [price], [5]), [[(20 + 40) / 1000], [(40 + 40) / 1000]])
+    assert routing_policy.typical_output_tokens(records + [{"prompt": "", "responses": ["y" * 40, "z" * 40]}]) == [
+        55.0, 20.0]
+    np.testing.assert_allclose(routing_policy.expected_costs([10, 20], [price], [5]),
+                               [[(20 + 40) / 1000], [(40 + 40) / 1000]])
 
 
 def test_quality_estimates():
@@ -98,7 +100,8 @@ def test_apgr_and_cpt():
     assert cost_curves.cpt(shares, qualities, 25, 75, 0.5) == pytest.approx(0.25)
     assert cost_curves.cpt(shares, qualities, 25, 75, 0.8) == pytest.approx(0.75 + 0.3 / 0.5 * 0.25)
     assert cost_curves.cpt(shares, qualities, 25, 75, 1.2) is None
-    assert cost_curves.apgr(shares, qualities, 50, 50) is None and cost_curves.cpt(shares, qualities, 50, 50, 0.5) is None
+    assert cost_curves.apgr(shares, qualities, 50, 50) is None
+    assert cost_curves.cpt(shares, qualities, 50, 50, 0.5) is None
 
 
 def test_calibration_to_a_budget_and_to_a_strong_share():
@@ -150,8 +153,9 @@ def test_benchmark_cost_analysis_on_records():
 
 
 def test_policy_round_trip_and_validation(tmp_path):
-    policy = routing_policy.RoutingPolicy(["A", "B"], willingness_to_pay=2.0, prices=[candidates.Price(1, 2), candidates.Price(3, 4)],
-                                typical_output_tokens=[10.0, 20.0], calibration={"target": {"budget": 1.0}})
+    policy = routing_policy.RoutingPolicy(["A", "B"], willingness_to_pay=2.0,
+                                          prices=[candidates.Price(1, 2), candidates.Price(3, 4)],
+                                          typical_output_tokens=[10.0, 20.0], calibration={"target": {"budget": 1.0}})
     again = routing_policy.RoutingPolicy.from_json(json.loads(json.dumps(policy.to_json())), "here")
     assert again == policy
     np.testing.assert_allclose(policy.expected_costs([4], max_output_tokens=15), [[(4 + 20) / 1000, (12 + 60) / 1000]])
@@ -245,7 +249,8 @@ def test_cpt_at_a_target_reached_with_no_strong_queries():
     shares, qualities = [0, 0.5, 1], [60, 70, 80]
     assert cost_curves.cpt(shares, qualities, 50, 80, 0.25) == 0.0  # PGR(0) = 1/3 already reaches 0.25
     assert cost_curves.cpt(shares, qualities, 50, 80, 0.5) == pytest.approx(0.5 * (0.5 - 1 / 3) / (2 / 3 - 1 / 3))
-    assert cost_curves.apgr(shares, qualities, 50, 80) == pytest.approx(0.5 * (1 / 3 + 2 / 3) / 2 + 0.5 * (2 / 3 + 1) / 2)
+    assert cost_curves.apgr(shares, qualities, 50, 80) == pytest.approx(
+        0.5 * (1 / 3 + 2 / 3) / 2 + 0.5 * (2 / 3 + 1) / 2)
 
 
 def test_curve_skips_repeated_routings_and_keeps_the_requested_number_of_points():
@@ -362,8 +367,8 @@ def test_expected_input_costs_steer_the_choice():
     routings (lambda 0 and twice the crossing)."""
     records = [{"prompt": "p" * 400, "responses": ["a", "b"]}]
     prices = [candidates.Price(0.0, 0.0), candidates.Price(1000.0, 0.0)]
-    analysis = cost_curves.benchmark_cost_analysis(lambda choices: float(choices[0]), records, [[0.5, 0.6]], "identity",
-                                            prices, pair=(1, 0))
+    analysis = cost_curves.benchmark_cost_analysis(lambda choices: float(choices[0]), records, [[0.5, 0.6]],
+                                                   "identity", prices, pair=(1, 0))
     assert [(p["willingness_to_pay"], p["cost"]) for p in analysis["curve"]] == [
         (pytest.approx(2 * 0.1 / 100), 0.0), (0.0, 100.0)]
 
@@ -392,7 +397,8 @@ def test_calibrated_willingness_is_the_smallest_grid_lambda_within_the_budget():
         crossings = routing_policy.crossing_points(quality, costs)
         assert len(crossings) > 64
         grid = np.concatenate([[0.0], (crossings[:-1] + crossings[1:]) / 2, [2 * crossings[-1]]])
-        means = [float(costs[np.arange(n), routing_policy.cost_aware_choice(quality, costs, lam)].mean()) for lam in grid]
+        means = [float(costs[np.arange(n), routing_policy.cost_aware_choice(quality, costs, lam)].mean())
+                 for lam in grid]
         for budget in (means[5], means[len(means) // 3], (means[40] + means[41]) / 2, means[0] + 1):
             expected = next(lam for lam, mean in zip(grid, means) if mean <= budget)
             assert routing_policy.calibrate_willingness_to_pay(quality, costs, budget) == pytest.approx(expected)
@@ -464,10 +470,12 @@ def test_config_and_policy_errors_name_their_file(tmp_path):
         assert str(error.value).startswith(f"{path}: {message}")
     with pytest.raises(DataError) as error:
         candidates.load_config(tmp_path / "none.yaml")
-    assert str(error.value) == f"{tmp_path / 'none.yaml'}: candidates config not found. Copy candidates.example.yaml and edit it."
+    assert str(error.value) == (f"{tmp_path / 'none.yaml'}: candidates config not found. Copy candidates.example.yaml "
+                                f"and edit it.")
     config = {"candidates": [{"name": "A", "input_price_per_million": 0, "output_price_per_million": 0.5}],
               "budget": True}
-    assert candidates.prices_from_config(config, ["A"], path) == [candidates.Price(0.0, 0.5)]  # 0 and fractions are prices
+    # 0 and fractions are prices
+    assert candidates.prices_from_config(config, ["A"], path) == [candidates.Price(0.0, 0.5)]
     with pytest.raises(DataError) as error:
         candidates.prices_from_config(config, ["B"], path)
     assert str(error.value).startswith(f"{path}: candidate 'B' has no entry")

@@ -262,5 +262,6 @@ def test_serving_that_reaches_the_trainers_through_another_module_is_found(tmp_p
 def test_reading_a_private_name_of_another_module_is_found(tmp_path):
     modules = write_tree(tmp_path, {"metrics.py": "def _scorer():\n    pass\nx = _scorer\n",
                                     "cost.py": "import metrics\nmetrics._scorer()\nmetrics.__name__\n",
-                                    "report.py": "from metrics import _scorer as s\n", "other.py": "import os\nos._exit\n"})
+                                    "report.py": "from metrics import _scorer as s\n",
+                                    "other.py": "import os\nos._exit\n"})
     assert private_reads(modules) == ["cost.py:2 metrics._scorer", "report.py:1 metrics._scorer"]

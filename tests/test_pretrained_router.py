@@ -99,7 +99,8 @@ def test_decide_applies_the_saved_policy(backbones, tmp_path):
 
     # B costs 10x more per output token; at lambda = 1000 the quality gap (< 1) never pays for it.
     prices = [candidates.Price(1.0, 1.0), candidates.Price(1.0, 10.0)]
-    policy = routing_policy.RoutingPolicy(CANDIDATES, willingness_to_pay=1000.0, prices=prices, typical_output_tokens=[100, 100])
+    policy = routing_policy.RoutingPolicy(CANDIDATES, willingness_to_pay=1000.0, prices=prices,
+                                          typical_output_tokens=[100, 100])
     (folder / routing_policy.POLICY_FILE).write_text(json.dumps(policy.to_json()))
     router = PretrainedRouter.from_pretrained(folder)
     decision = router.decide(PROMPTS)

@@ -78,7 +78,7 @@ def test_report_tables_curves_and_plots(tmp_path, data_dir, config):
     records = load_benchmark("GSM8k", data_dir, CANDIDATES)
     prices = [candidates.Price(1.0, 1.0), candidates.Price(1.0, 10.0)]
     direct = cost_curves.benchmark_cost_analysis(cost_curves.benchmark_headline("GSM8k", records), records,
-                                          np.array(ORACLE_SCORES), "identity", prices)
+                                                 np.array(ORACLE_SCORES), "identity", prices)
     assert saved["benchmarks"]["GSM8k"]["runs"]["knn"] == json.loads(json.dumps(direct))
     assert saved["benchmarks"]["GSM8k"]["pair"] == {"strong": "A", "weak": "B"}
     assert saved["prices"] == {"A": {"input_per_million": 1.0, "output_per_million": 1.0},

@@ -324,8 +324,9 @@ def test_config_file_and_serving_policy(router, tmp_path, monkeypatch):
     assert config.endpoints["B"].model == "upstream-b" and config.endpoints["B"].headers() == {}
 
     # The router's saved policy, with the config's prices; B's typical output comes from the calibration.
-    saved = routing_policy.RoutingPolicy(CANDIDATES, willingness_to_pay=3.0, prices=[candidates.Price(1, 1), candidates.Price(1, 10)],
-                               typical_output_tokens=[70.0, 80.0])
+    saved = routing_policy.RoutingPolicy(CANDIDATES, willingness_to_pay=3.0,
+                                         prices=[candidates.Price(1, 1), candidates.Price(1, 10)],
+                                         typical_output_tokens=[70.0, 80.0])
     router.policy = saved
     try:
         policy = serve.serving_policy(router, config)

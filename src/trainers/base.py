@@ -1,12 +1,12 @@
 """What every router trainer shares: ``RouterConfig`` (TrainingArguments + router fields) and ``RouterTrainer``.
 
 A stage = one config dataclass + one Trainer subclass (``trainers/<stage>.py``). The subclass names its model
-class (which owns the stage's token layout, ``collator_for``) and overrides only the hooks it needs (``compute_loss`` for an auxiliary loss or input
-masking). The base handles the rest:
+class (which owns the stage's token layout, ``collator_for``) and overrides only the hooks it needs
+(``compute_loss`` for an auxiliary loss or input masking). The base handles the rest:
 
 * scores: each record's scores are min-max scaled per source (``data.scaling.SourceMinMax``; a source =
-  ``record["source"]``; min and max over all of that source's scores in the training pool and the validation set), then, inside the loss, per
-  query by ``--score_normalization``;
+  ``record["source"]``; min and max over all of that source's scores in the training pool and the validation
+  set), then, inside the loss, per query by ``--score_normalization`` (``model.losses.normalize_per_query``);
 * ``compute_loss`` = routing loss (``--loss_type``) on the router's k logits; metrics are gathered per
   step and averaged in ``log``;
 * evaluation reports ``eval_reward`` = mean (per-source min-max scaled) score of the candidate with the
