@@ -18,7 +18,8 @@ scores ``scores [B, k]`` (higher is better) and returns a scalar averaged over t
 ``ROUTING_LOSSES`` is the one registry: each entry holds the loss and its *score kind*, how a router trained
 with it reads its logits as quality estimates in [0, 1] (``routers.policy.quality_estimates``): ``softmax``
 for the distribution losses (the probability that a candidate is the best), ``sigmoid`` for the independent
-per-candidate ones. Adding a loss is one function and one entry; ``--loss_type`` and serving read the registry.
+per-candidate ones. Adding a loss is one function and one entry: ``--loss_type``, the trainers and serving
+read the registry.
 The module lives beside the models (not the trainers) because serving reads the score kinds and never imports
 training code.
 """
@@ -104,7 +105,6 @@ ROUTING_LOSSES: dict[str, RoutingLoss] = {
     "ReverseKL": RoutingLoss(lambda logits, scores, threshold, temperature:
                              reverse_kl_loss(logits, scores, temperature), "softmax"),
 }
-LOSS_TYPES = tuple(ROUTING_LOSSES)
 
 
 def routing_loss(name: str, logits: torch.Tensor, scores: torch.Tensor, *, bce_threshold: float = 0.8,
@@ -112,5 +112,5 @@ def routing_loss(name: str, logits: torch.Tensor, scores: torch.Tensor, *, bce_t
     """The routing loss called ``name`` (``--loss_type``, a key of ``ROUTING_LOSSES``), computed in float32;
     ValueError for an unknown name."""
     if name not in ROUTING_LOSSES:
-        raise ValueError(f"Unknown loss_type {name!r}; choose one of {LOSS_TYPES}.")
+        raise ValueError(f"Unknown loss_type {name!r}; choose one of {', '.join(ROUTING_LOSSES)}.")
     return ROUTING_LOSSES[name].compute(logits.float(), scores.float(), bce_threshold, kl_temperature)

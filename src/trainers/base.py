@@ -33,7 +33,7 @@ from model import RouterModel, RouterModelConfig
 from model.backbones import resolve_backbone
 from trainers.callbacks import ProgressLog
 from model.collators import RoutingCollator
-from model.losses import LOSS_TYPES, SCORE_NORMALIZATIONS, normalize_per_query, routing_loss
+from model.losses import ROUTING_LOSSES, SCORE_NORMALIZATIONS, normalize_per_query, routing_loss
 from utils.cli import as_list, default_data_dir
 
 
@@ -82,7 +82,7 @@ class RouterConfig(TrainingArguments):
         "help": "Longest token sequence the stage builds (prompt + what follows it); prompts are cut to fit, and to "
                 "the backbone's position limit."})
     loss_type: str = field(default="BCE", metadata={
-        "help": "Routing loss (KL = ForwardKL).", "choices": list(LOSS_TYPES)})
+        "help": "Routing loss (KL = ForwardKL).", "choices": list(ROUTING_LOSSES)})
     bce_threshold: float = field(default=0.8, metadata={
         "help": "BCE: a candidate is positive when its score >= bce_threshold x the query's best score."})
     kl_temperature: float = field(default=0.1, metadata={"help": "KL losses: target = softmax(scores / T)."})
@@ -159,8 +159,8 @@ class RouterConfig(TrainingArguments):
         def refuse(flag: str, why: str) -> None:
             raise ValueError(f"--{flag}: {why}")
 
-        if self.loss_type not in LOSS_TYPES:
-            refuse("loss_type", f"{self.loss_type!r} is not one of {', '.join(LOSS_TYPES)}.")
+        if self.loss_type not in ROUTING_LOSSES:
+            refuse("loss_type", f"{self.loss_type!r} is not one of {', '.join(ROUTING_LOSSES)}.")
         if self.score_normalization not in SCORE_NORMALIZATIONS:
             refuse("score_normalization", f"{self.score_normalization!r} is not one of "
                                           f"{', '.join(SCORE_NORMALIZATIONS)}.")
