@@ -8,6 +8,10 @@
     soft_cluster  softmax(-distance / ``temperature``) mixture of the clusters' mean scores
     task          the best candidate (in the training pool) of the query's predicted source (task-aware)
     reward        a reward model's score of each candidate's actual response (needs responses)
+
+A trained router loads with ``routers.pretrained.PretrainedRouter``; ``routers.policy`` turns any router's scores
+into quality estimates and the cost-aware choice (the one routing decision, also the server's). Nothing in this
+package imports the training code (``tests/test_import_graph.py``).
 """
 from __future__ import annotations
 
