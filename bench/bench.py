@@ -66,8 +66,8 @@ from model import RouterModelConfig  # noqa: E402
 from model.backbones import resolve_backbone  # noqa: E402
 from model.packing import IGNORE_INDEX, Document, one_document_per_row, pack, single_row  # noqa: E402
 from trainers import CausalTrainer, GTResponsesTrainer, MaskConcatTrainer, SCTrainer  # noqa: E402
-from trainers.collators import CausalCollator, prompt_frame  # noqa: E402
-from trainers.losses import routing_loss  # noqa: E402
+from model.collators import CausalCollator, prompt_frame  # noqa: E402
+from model.losses import routing_loss  # noqa: E402
 from trainers.mask_concat import mask_slots  # noqa: E402
 from data import BENCHMARKS, load_benchmark  # noqa: E402
 from routers.pretrained import DEFAULT_BATCH_SIZE, PretrainedRouter  # noqa: E402
@@ -181,7 +181,7 @@ def random_router(stage: str, attention: str, settings: dict, device: torch.devi
     config.backbone_config = backbone.config
     model = trainer.model_class(config, backbone=backbone)
     trainer.add_candidate_tokens(model, tokenizer, options)
-    return model.to(device), tokenizer, trainer.collator_for(model.config, tokenizer)
+    return model.to(device), tokenizer, trainer.model_class.collator_for(model.config, tokenizer)
 
 
 def matrix_parameters(base_model: nn.Module) -> int:

@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from data import PAPER_CANDIDATES  # noqa: E402
 from model.backbones import resolve_backbone  # noqa: E402
-from routers.pretrained import save_untrained_router  # noqa: E402
+from trainers import save_untrained_router  # noqa: E402
 
 TOPICS = ["sort a list of integers", "explain recursion", "parse a CSV file", "write a haiku about autumn",
           "prove that the square root of 2 is irrational", "summarise the causes of World War I",

@@ -12,7 +12,7 @@ and a prices config), breaks one thing, runs one tool on it and classifies the o
     weak    non-zero exit, but the message lacks one of those (the table says which)
     failed  exit 0 (the bad input was taken), or no answer within the time limit
 
-Tools: src/compute_rewards.py, src/generate_responses.py, src/eval_baseline.py, src/report.py, src/cost.py and the
+Tools: src/compute_rewards.py, src/generate_responses.py, src/eval_baseline.py, src/report.py, src/calibrate.py and the
 data readers (``data.load_benchmark`` / ``data.load_train_set``, driven by a three-line ``python -c``).
 ``--repo DIR`` runs the tools of another checkout (e.g. an older commit, to measure before and after with the same
 cases); ``--inprocess`` runs them inside this interpreter (what tests/test_bad_inputs.py does: same verdicts,
@@ -178,7 +178,7 @@ def save_tiny_router(src: Path, bert_dir: Path, router_dir: Path) -> None:
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     from model.backbones import resolve_backbone
-    from routers.pretrained import save_untrained_router
+    from trainers import save_untrained_router
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
     torch.manual_seed(0)
@@ -552,29 +552,29 @@ CASES: list[Case] = [
     Case("--out is a file", "report", report("--out", "{ws}/candidates.yaml"), file="candidates.yaml", field="out"),
     Case("run folder missing", "report", report(runs=("runs/oracle", "runs/nothing")), file="nothing"),
 
-    # ---------------- cost.py
-    Case("--router folder missing", "cost", calibrate("--router", "{ws}/no-router"), file="no-router"),
-    Case("--config missing", "cost", calibrate("--config", "{ws}/prices.yaml"), file="prices.yaml"),
-    Case("--config malformed YAML", "cost", calibrate(),
+    # ---------------- calibrate.py
+    Case("--router folder missing", "calibrate", calibrate("--router", "{ws}/no-router"), file="no-router"),
+    Case("--config missing", "calibrate", calibrate("--config", "{ws}/prices.yaml"), file="prices.yaml"),
+    Case("--config malformed YAML", "calibrate", calibrate(),
          lambda ws: put(ws / "candidates.yaml", "candidates: [\n  {name: A"),
          file="candidates.yaml", line=2),
-    Case("--config: byte that is not UTF-8", "cost", calibrate(), at("candidates.yaml", bad_byte, 3),
+    Case("--config: byte that is not UTF-8", "calibrate", calibrate(), at("candidates.yaml", bad_byte, 3),
          file="candidates.yaml", line=3),
-    Case("--config lacks a candidate's prices", "cost", calibrate(),
+    Case("--config lacks a candidate's prices", "calibrate", calibrate(),
          lambda ws: put(ws / "candidates.yaml", "candidates:\n  - {name: A, input_price_per_million: 1, "
                                                "output_price_per_million: 2}\n  - {name: B}\n"),
          file="candidates.yaml", field="price"),
-    Case("--budget and --strong_share together", "cost", calibrate("--strong_share", "0.5"), field="strong_share"),
-    Case("neither --budget nor --strong_share", "cost", calibrate(target=None), field="budget"),
-    Case("--strong not a candidate", "cost",
+    Case("--budget and --strong_share together", "calibrate", calibrate("--strong_share", "0.5"), field="strong_share"),
+    Case("neither --budget nor --strong_share", "calibrate", calibrate(target=None), field="budget"),
+    Case("--strong not a candidate", "calibrate",
          calibrate("--strong", "C", "--weak", "A", target=("--strong_share", "0.5")),
          field="strong"),
-    Case("--strong_share 1.5", "cost", calibrate("--strong", "B", "--weak", "A", target=("--strong_share", "1.5")),
+    Case("--strong_share 1.5", "calibrate", calibrate("--strong", "B", "--weak", "A", target=("--strong_share", "1.5")),
          field="strong_share"),
-    Case("--budget below the cheapest routing", "cost", calibrate(target=("--budget", "0.0001")), field="budget"),
-    Case("--budget nan", "cost", calibrate(target=("--budget", "nan")), field="budget"),
-    Case("--validation_sets folder missing", "cost", calibrate("--validation_sets", "Synthh"), file="Synthh"),
-    Case("validation split empty", "cost", calibrate(), lambda ws: put_json(ws / SYNTH / "eval_ids.json", []),
+    Case("--budget below the cheapest routing", "calibrate", calibrate(target=("--budget", "0.0001")), field="budget"),
+    Case("--budget nan", "calibrate", calibrate(target=("--budget", "nan")), field="budget"),
+    Case("--validation_sets folder missing", "calibrate", calibrate("--validation_sets", "Synthh"), file="Synthh"),
+    Case("validation split empty", "calibrate", calibrate(), lambda ws: put_json(ws / SYNTH / "eval_ids.json", []),
          file="eval_ids.json"),
 ]
 

@@ -41,15 +41,19 @@ EQUIVALENTS = ROOT / "docs" / "mutation_testing.md"
 MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
     "metrics": ("src/metrics.py", ["tests/test_metrics.py"], None),
     "alpaca_lc": ("src/utils/alpaca_lc.py", ["tests/test_metrics.py"], None),
-    "losses": ("src/trainers/losses.py", ["tests/test_losses.py"], None),
+    "losses": ("src/model/losses.py", ["tests/test_losses.py"], None),
     "cross_fit": ("src/data/cross_fit.py", ["tests/test_cross_fit.py"], None),
     # the cross-fit path of train.py only; its tests train tiny routers (~10 s a mutant)
     "train_cross_fit": ("src/train.py", ["tests/test_train.py"],
                         ["train.x_run_cross_fit__mutmut_*", "train.x_write_fold_eval_results__mutmut_*",
                          "train.x_subsample__mutmut_*"]),
     "packing": ("src/model/packing.py", ["tests/test_packing.py"], None),
+    # the cost-aware routing (issue 14 split src/cost.py by job into these four files)
+    "policy": ("src/routers/policy.py", ["tests/test_cost.py"], None),
+    "cost_curves": ("src/cost_curves.py", ["tests/test_cost.py"], None),
+    "candidates": ("src/candidates.py", ["tests/test_cost.py"], None),
     # not main: the calibration command's argument parsing (mostly --help texts); test_cost.py runs it once
-    "cost": ("src/cost.py", ["tests/test_cost.py"], ["cost.*", "!cost.x_main__mutmut_*"]),
+    "calibrate": ("src/calibrate.py", ["tests/test_cost.py"], ["calibrate.*", "!calibrate.x_main__mutmut_*"]),
     "sandbox": ("src/rewards/sandbox.py", ["tests/test_rewards_unit_tests.py"], None),
 }
 KILLED = {"killed", "timeout"}

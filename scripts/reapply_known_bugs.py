@@ -30,26 +30,26 @@ BUGS: dict[str, tuple[str, str, str, list[str]]] = {
         "src/metrics.py", "    best_fixed = max(fixed)\n", "    best_fixed = fixed[0]\n",
         ["tests/test_metrics.py::test_evaluate_best_fixed_is_the_best_candidate_not_the_first"]),
     "BCE label >= threshold x best becomes >": (
-        "src/trainers/losses.py", "labels = (scores >= threshold", "labels = (scores > threshold",
+        "src/model/losses.py", "labels = (scores >= threshold", "labels = (scores > threshold",
         ["tests/test_losses.py::test_bce_threshold_one_labels_the_best_candidate_one"]),
     "ForwardKL batch mean -> sum": (
-        "src/trainers/losses.py", "(log_target.exp() * (log_target - log_p)).sum(dim=-1).mean()",
+        "src/model/losses.py", "(log_target.exp() * (log_target - log_p)).sum(dim=-1).mean()",
         "(log_target.exp() * (log_target - log_p)).sum(dim=-1).sum()",
         ["tests/test_losses.py::test_every_loss_is_the_mean_of_its_rows_over_a_batch_of_three"]),
     "ReverseKL batch mean -> sum": (
-        "src/trainers/losses.py", "(log_p.exp() * (log_p - log_target)).sum(dim=-1).mean()",
+        "src/model/losses.py", "(log_p.exp() * (log_p - log_target)).sum(dim=-1).mean()",
         "(log_p.exp() * (log_p - log_target)).sum(dim=-1).sum()",
         ["tests/test_losses.py::test_every_loss_is_the_mean_of_its_rows_over_a_batch_of_three"]),
     "BCE batch mean -> sum": (
-        "src/trainers/losses.py", "F.binary_cross_entropy_with_logits(logits, labels)",
+        "src/model/losses.py", "F.binary_cross_entropy_with_logits(logits, labels)",
         "F.binary_cross_entropy_with_logits(logits, labels, reduction='sum') / logits.shape[-1]",
         ["tests/test_losses.py::test_every_loss_is_the_mean_of_its_rows_over_a_batch_of_three"]),
     "MSE batch mean -> sum": (
-        "src/trainers/losses.py", "F.mse_loss(logits.sigmoid(), scores)",
+        "src/model/losses.py", "F.mse_loss(logits.sigmoid(), scores)",
         "F.mse_loss(logits.sigmoid(), scores, reduction='sum') / logits.shape[-1]",
         ["tests/test_losses.py::test_every_loss_is_the_mean_of_its_rows_over_a_batch_of_three"]),
     "CE batch mean -> sum": (
-        "src/trainers/losses.py", "(target * logits.log_softmax(dim=-1)).sum(dim=-1).mean()",
+        "src/model/losses.py", "(target * logits.log_softmax(dim=-1)).sum(dim=-1).mean()",
         "(target * logits.log_softmax(dim=-1)).sum(dim=-1).sum()",
         ["tests/test_losses.py::test_every_loss_is_the_mean_of_its_rows_over_a_batch_of_three"]),
     "AlpacaEval LC: difficulty fitted on the candidates replaced by zeros": (
@@ -71,8 +71,8 @@ BUGS: dict[str, tuple[str, str, str, list[str]]] = {
         "return flex_block_mask(document_ids, None, causal, window)",
         ["tests/test_packing.py::test_flex_attention_arguments_carry_the_prefix_sharing",
          "tests/test_packing.py::test_flex_attention_forward_equals_sdpa"]),
-    "cost: APGR / CPT weak and strong swapped": (
-        "src/cost.py", "weak_quality, strong_quality = fixed[weak][1], fixed[strong][1]",
+    "cost_curves: APGR / CPT weak and strong swapped": (
+        "src/cost_curves.py", "weak_quality, strong_quality = fixed[weak][1], fixed[strong][1]",
         "weak_quality, strong_quality = fixed[strong][1], fixed[weak][1]",
         ["tests/test_cost.py::test_benchmark_cost_analysis_on_records"]),
     "generation: the sampling seed ignored": (

@@ -337,7 +337,8 @@ def _difficulty_from_candidates(examples, preferences, output_lengths, reference
     return _CANDIDATE_DIFFICULTY_MEMORY[key]
 
 
-def _scorer(benchmark: str, examples: Sequence[dict], alpaca_difficulty=None) -> _Scorer:
+def benchmark_metric(benchmark: str, examples: Sequence[dict], alpaca_difficulty=None) -> _Scorer:
+    """The metric of ``benchmark`` over ``examples`` (read once): ``headline(choices)`` and ``metrics(choices)``."""
     if benchmark == "AlpacaEval":
         return _AlpacaEvalScorer(examples, alpaca_difficulty)
     if benchmark == "ArenaHard":
@@ -402,7 +403,7 @@ def evaluate(benchmark: str, examples: Sequence[dict], choices, candidate_names:
     20 seeded draws), ``gap_closed = (score - best_fixed) / (oracle - best_fixed)`` and
     ``over_random = (score - random) / (oracle - random)`` (None when a denominator is 0).
     """
-    scorer = _scorer(benchmark, examples, alpaca_difficulty)
+    scorer = benchmark_metric(benchmark, examples, alpaca_difficulty)
     choices = scorer.check(choices)
     if candidate_names is not None and len(candidate_names) != scorer.k:
         raise DataError(f"{benchmark}: candidate_names lists {len(candidate_names)} names for {scorer.k} candidates. "

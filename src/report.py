@@ -15,7 +15,7 @@ A run folder holds metrics.json and test_predictions/<benchmark>.json, as ``src/
     training_curves.png       training curves (utils.plots) of the runs that were trained here
     cost_analysis.json        every number behind the cost tables and the curves
 
-Cost curves follow ``cost.benchmark_cost_analysis`` (prices from ``--config``: by default
+Cost curves follow ``cost_curves.benchmark_cost_analysis`` (prices from ``--config``: by default
 candidates.example.yaml, whose prices are illustrative). They re-read the benchmarks from ``--data_dir``
 (default: the first run's data_dir); AlpacaEval's length-controlled win rate along the curves uses the
 instruction difficulty fitted on every model's annotations, as eval_baseline.py does. Fixed-candidate runs
@@ -35,10 +35,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (after choosing the file-only backend)
 import numpy as np  # noqa: E402
 
-import cost  # noqa: E402
+import cost_curves  # noqa: E402
 import metrics  # noqa: E402
+from candidates import Price, load_config, prices_from_config  # noqa: E402
 from data import BENCHMARKS, load_benchmark  # noqa: E402
 from model.backbones import cache_dir  # noqa: E402
+from routers.policy import score_kind_of  # noqa: E402
 from utils import plots  # noqa: E402
 from utils.io import DataError, atomic_write_text, read_json, writable_dir, write_json  # noqa: E402
 
@@ -83,7 +85,7 @@ def load_run(folder: str | Path) -> Run:
     if not isinstance(summary, dict):
         raise DataError(f"{folder / 'metrics.json'}: expected a JSON object of per-benchmark metrics, got "
                         f"{type(summary).__name__}. Rerun the evaluation.")
-    run = Run(folder, name, summary, list(candidates), settings.get("data_dir"), cost.score_kind_of(folder),
+    run = Run(folder, name, summary, list(candidates), settings.get("data_dir"), score_kind_of(folder),
               settings.get("router_type") == "fixed")
     for benchmark in BENCHMARKS:
         path = folder / "test_predictions" / f"{benchmark}.json"
@@ -123,17 +125,19 @@ def aligned_scores(run: Run, benchmark: str, records: list[dict]) -> np.ndarray:
 # Numbers
 # --------------------------------------------------------------------------------------------------
 
-def analyse(runs: list[Run], data_dir: str, prices: list[cost.Price]) -> dict[str, dict]:
-    """{benchmark: {"pair", "fixed", "zero_router_aiq", "runs": {run name: cost.benchmark_cost_analysis}}}."""
+def analyse(runs: list[Run], data_dir: str, prices: list[Price]) -> dict[str, dict]:
+    """{benchmark: {"pair", "fixed", "zero_router_aiq", "runs": {run name: cost_curves.benchmark_cost_analysis}}}."""
     candidates = runs[0].candidates
     benchmarks = [b for b in BENCHMARKS if any(b in run.predictions for run in runs)]
     difficulty = metrics.fit_alpaca_difficulty(data_dir, cache_dir()) if "AlpacaEval" in benchmarks else None
     analysis = {}
     for benchmark in benchmarks:
         records = load_benchmark(benchmark, data_dir, candidates)
-        headline = cost.benchmark_headline(benchmark, records, difficulty if benchmark == "AlpacaEval" else None)
-        per_run = {run.name: cost.benchmark_cost_analysis(headline, records, aligned_scores(run, benchmark, records),
-                                                          run.score_kind, prices)
+        headline = cost_curves.benchmark_headline(benchmark, records,
+                                                  difficulty if benchmark == "AlpacaEval" else None)
+        per_run = {run.name: cost_curves.benchmark_cost_analysis(headline, records,
+                                                                 aligned_scores(run, benchmark, records),
+                                                                 run.score_kind, prices)
                    for run in runs if benchmark in run.predictions}
         first = next(iter(per_run.values()))
         analysis[benchmark] = {"pair": {role: candidates[j] for role, j in first["pair"].items()},
@@ -195,7 +199,7 @@ def plot_quality_cost(runs: list[Run], analysis: dict[str, dict], candidates: li
                 curve = found["runs"][run.name]["curve"]
                 axis.plot([p["cost"] for p in curve], [p["quality"] for p in curve], "-", marker=".", markersize=4,
                           linewidth=1.4, color=colours(i % 10), label=run.name)
-        hull = cost.nondecreasing_hull([(p["cost"], p["quality"]) for p in found["fixed"]])
+        hull = cost_curves.nondecreasing_hull([(p["cost"], p["quality"]) for p in found["fixed"]])
         low, high = found["cost_range"]
         axis.plot(list(hull[:, 0]) + [high], list(hull[:, 1]) + [hull[-1, 1]], "--", color="grey", linewidth=1,
                   label="zero router (fixed candidates mixed)")
@@ -263,7 +267,7 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
     if not data_dir:
         raise DataError(f"{runs[0].folder}: no data_dir recorded; pass --data_dir.")
     out = writable_dir(out, "--out")
-    prices = cost.prices_from_config(cost.load_config(config_path), candidates, config_path)
+    prices = prices_from_config(load_config(config_path), candidates, config_path)
 
     analysis = analyse(runs, data_dir, prices)
     write_json(out / "cost_analysis.json", {"prices": {c: vars(p) for c, p in zip(candidates, prices)},
@@ -286,7 +290,7 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
         "## Cost-aware routing\n",
         f"Prices from `{config_path}` (USD per million input / output tokens): {price_list}. Costs are in USD per "
         "1,000 queries, with tokens estimated as characters / 4. Each run routes with argmax(quality estimate − "
-        "λ·expected cost) over a sweep of λ; see `src/cost.py` for the definitions.\n",
+        "λ·expected cost) over a sweep of λ; see `src/cost_curves.py` for the definitions.\n",
         cost_tables(runs, analysis),
         "![quality-cost curves](quality_cost.png)\n",
     ]

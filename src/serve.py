@@ -49,10 +49,12 @@ threads slow down many-fold when they outnumber the free cores (measured: one ti
 to 315 ms with 2 threads on a busy 2-core machine). Raise it on a machine with idle cores. ``--precision``
 (``auto``: bf16 on CPUs with AVX512-BF16 / AMX, else fp32; see ``routers.pretrained``) sets the router's dtype.
 
-The policy (``cost.RoutingPolicy``): the config's ``willingness_to_pay`` when set, else the policy calibrated next
-to the router (``routing_policy.json``, ``python src/cost.py``), else the best quality estimate. Expected costs
-use the config's prices and each candidate's typical output tokens (the config's ``typical_output_tokens``, else
-the calibration's measurement, else ``cost.DEFAULT_TYPICAL_OUTPUT_TOKENS``), capped by the request's max_tokens.
+The policy (``routers.policy.RoutingPolicy``, whose ``decide`` is the routing decision ``PretrainedRouter.decide``
+makes too): the config's ``willingness_to_pay`` when set, else the policy calibrated next to the router
+(``routing_policy.json``, ``python src/calibrate.py``), else the best quality estimate. Expected costs use the
+config's prices and each candidate's typical output tokens (the config's ``typical_output_tokens``, else the
+calibration's measurement, else ``routers.policy.DEFAULT_TYPICAL_OUTPUT_TOKENS``), capped by the request's
+max_tokens.
 
 Config (YAML; ``candidates.example.yaml`` documents every field): ``router_model``, ``timeout_s`` (the longest
 wait for the candidate's next bytes: connection, headers, each streamed chunk; default 60),
@@ -94,8 +96,9 @@ import numpy as np
 import torch
 from aiohttp import web
 
-import cost
-from routers.pretrained import PRECISIONS, PretrainedRouter, RoutingDecision
+from candidates import Price, load_config, nonnegative_number, prices_from_config
+from routers.policy import DEFAULT_TYPICAL_OUTPUT_TOKENS, RoutingDecision, RoutingPolicy, estimate_tokens
+from routers.pretrained import PRECISIONS, PretrainedRouter
 from utils.io import DataError
 
 logger = logging.getLogger("serve")
@@ -251,7 +254,7 @@ class Endpoint:
     base_url: str
     model: str
     api_key: str | None = field(repr=False)  # never printed
-    price: cost.Price | None
+    price: Price | None
     typical_output_tokens: float | None
     max_tokens_cap: int | None = None  # None: no cap of ours (the candidate's own limit applies)
     n_cap: int = DEFAULT_N_CAP
@@ -270,7 +273,7 @@ class ServeConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> "ServeConfig":
         """Read the candidates config (see the module docstring); API keys are read from the environment now."""
-        config = cost.load_config(path)
+        config = load_config(path)
         endpoints = {}
         for entry in config["candidates"]:
             name = entry["name"]
@@ -288,17 +291,17 @@ class ServeConfig:
             priced = "input_price_per_million" in entry or "output_price_per_million" in entry
             endpoints[name] = Endpoint(
                 name, base_url.rstrip("/"), model, os.environ[str(api_key_env)] if api_key_env else None,
-                cost.prices_from_config(config, [name], path)[0] if priced else None,
-                cost.nonnegative_number(entry, "typical_output_tokens", path),
+                prices_from_config(config, [name], path)[0] if priced else None,
+                nonnegative_number(entry, "typical_output_tokens", path),
                 positive_integer(entry, "max_tokens_cap", path, None),
                 positive_integer(entry, "n_cap", path, DEFAULT_N_CAP))
         router_model = config.get("router_model", ROUTER_MODEL)
         if not isinstance(router_model, str) or not router_model or router_model in endpoints:
             raise DataError(f"{path}: field 'router_model' must be a name that no candidate has, got {router_model!r}.")
-        timeout_s = cost.nonnegative_number(config, "timeout_s", path, DEFAULT_TIMEOUT_S)
+        timeout_s = nonnegative_number(config, "timeout_s", path, DEFAULT_TIMEOUT_S)
         if timeout_s == 0:
             raise DataError(f"{path}: field 'timeout_s' must be > 0 (seconds).")
-        return cls(endpoints, router_model, timeout_s, cost.nonnegative_number(config, "willingness_to_pay", path))
+        return cls(endpoints, router_model, timeout_s, nonnegative_number(config, "willingness_to_pay", path))
 
 
 def positive_integer(entry: dict, field: str, path: str | Path, default: int | None) -> int | None:
@@ -310,7 +313,7 @@ def positive_integer(entry: dict, field: str, path: str | Path, default: int | N
     return value
 
 
-def serving_policy(router: PretrainedRouter, config: ServeConfig) -> cost.RoutingPolicy:
+def serving_policy(router: PretrainedRouter, config: ServeConfig) -> RoutingPolicy:
     """The server's policy for ``router`` (see the module docstring)."""
     missing = [name for name in router.candidates if name not in config.endpoints]
     if missing:
@@ -322,14 +325,14 @@ def serving_policy(router: PretrainedRouter, config: ServeConfig) -> cost.Routin
     if None in prices:
         prices = saved.prices
     elif saved.prices is not None and saved.prices != prices:
-        logger.warning("%s was calibrated with other prices than the config's; recalibrate (python src/cost.py) "
+        logger.warning("%s was calibrated with other prices than the config's; recalibrate (python src/calibrate.py) "
                        "for the config's prices to mean the calibrated budget", router.folder)
-    measured = saved.typical_output_tokens or [cost.DEFAULT_TYPICAL_OUTPUT_TOKENS] * len(endpoints)
+    measured = saved.typical_output_tokens or [DEFAULT_TYPICAL_OUTPUT_TOKENS] * len(endpoints)
     typical = [e.typical_output_tokens if e.typical_output_tokens is not None else measured[j]
                for j, e in enumerate(endpoints)]
     if config.willingness_to_pay is not None:
-        return cost.RoutingPolicy(router.candidates, willingness_to_pay=config.willingness_to_pay, prices=prices,
-                                  typical_output_tokens=typical)
+        return RoutingPolicy(router.candidates, willingness_to_pay=config.willingness_to_pay, prices=prices,
+                             typical_output_tokens=typical)
     return dataclasses.replace(saved, prices=prices, typical_output_tokens=typical)
 
 
@@ -443,7 +446,7 @@ def parse_messages(body: dict) -> tuple[str, float]:
     if prompt is None:
         raise ApiError(400, "'messages' has no user message to route on (name a candidate as 'model' to send it "
                             "there without routing).", param="messages")
-    return prompt, sum(cost.estimate_tokens(text) for text in texts)
+    return prompt, sum(estimate_tokens(text) for text in texts)
 
 
 def parse_chat_request(body: dict) -> ChatRequest:
@@ -598,9 +601,7 @@ class RoutingServer:
                 raise ApiError(400, f"'willingness_to_pay' cannot be used here: {error}",
                                param="willingness_to_pay") from None
         scores = (await self.batcher.scores(prompt))[None]
-        quality = cost.normalise_scores(scores, self.router.score_kind)
-        costs = policy.expected_costs([input_tokens], max_output_tokens)
-        return RoutingDecision(self.router.candidates, scores, quality, costs, policy.choose(quality, costs))
+        return policy.decide(scores, self.router.score_kind, [input_tokens], max_output_tokens)
 
     async def read_json_object(self, request: web.Request) -> dict:
         """The request's JSON object (``parse_json_object``); 408 and the connection closed when the body has not
@@ -680,7 +681,7 @@ class RoutingServer:
         started = time.perf_counter()
         body = await self.read_json_object(request)
         if isinstance(body.get("prompt"), str):
-            prompt, input_tokens = body["prompt"], cost.estimate_tokens(body["prompt"])
+            prompt, input_tokens = body["prompt"], estimate_tokens(body["prompt"])
         elif "messages" in body:
             prompt, input_tokens = parse_messages(body)
         else:

@@ -43,7 +43,7 @@ def test_error_text_is_the_exception_after_the_traceback():
     stderr = ("2026 loaded\nTraceback (most recent call last):\n  File \"x.py\", line 3, in <module>\n"
               "    read(\"instructions.jsonl\")\nutils.io.DataError: /d/A.jsonl, line 2: bad.\n")
     assert bad_inputs.error_text(stderr) == "utils.io.DataError: /d/A.jsonl, line 2: bad."
-    assert bad_inputs.error_text("usage: cost.py [-h]\nerror: argument --budget: invalid float value: 'x'\n") \
+    assert bad_inputs.error_text("usage: calibrate.py [-h]\nerror: argument --budget: invalid float value: 'x'\n") \
         == "error: argument --budget: invalid float value: 'x'"
 
 
@@ -52,7 +52,7 @@ PROCESS_CASES = ["compute_rewards: responses: duplicate prompt_id", "compute_rew
                  "eval_baseline: --output_dir is a file", "eval_baseline: --cross_fit_folds 2.5",
                  "data: training set: byte that is not UTF-8", "data: AlpacaEval preference 2.5",
                  "report: --config: byte that is not UTF-8", "report: prediction without router_scores",
-                 "cost: --budget nan", "cost: validation split empty"]
+                 "calibrate: --budget nan", "calibrate: validation split empty"]
 
 
 @pytest.mark.slow

@@ -86,7 +86,8 @@ def test_cpu_benchmark_prints_every_table(tmp_path):
 def test_trained_router_rows_measure_the_library_precisions(tmp_path):
     sys.path.insert(0, str(REPO / "bench"))
     import bench
-    from routers.pretrained import PretrainedRouter, save_untrained_router
+    from routers.pretrained import PretrainedRouter
+    from trainers import save_untrained_router
     from test_pretrained_router import save_tiny_bert
     from synthetic import CANDIDATES, WORDS
 

@@ -6,8 +6,8 @@ import torch
 from transformers import AutoTokenizer
 
 from model.backbones import resolve_backbone
-from trainers.collators import (CausalCollator, MaskConcatCollator, PromptCollator, ResponseCollator,
-                                prompt_frame)
+from model.collators import (CausalCollator, MaskConcatCollator, PromptCollator, ResponseCollator,
+                             prompt_frame)
 from trainers.mask_concat import MaskConcatTrainer, mask_rate, masked_slots
 
 PAD, CLS, SEP = 0, 101, 102  # MiniLM (BERT uncased) special tokens

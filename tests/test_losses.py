@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from trainers.losses import normalize_scores, routing_loss
+from model.losses import normalize_per_query, routing_loss
 
 
 def close(tensor, value):
@@ -20,17 +20,17 @@ def softmax(row):
     return [math.exp(x) for x in log_softmax(row)]
 
 
-def test_normalize_scores_each_method():
+def test_normalize_per_query_each_method():
     scores = torch.tensor([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]])
-    assert normalize_scores(scores, "none") is scores
-    assert normalize_scores(scores, "min-max").tolist() == [[0.0, 1.0, 0.5], [0.0, 0.0, 0.0]]
+    assert normalize_per_query(scores, "none") is scores
+    assert normalize_per_query(scores, "min-max").tolist() == [[0.0, 1.0, 0.5], [0.0, 0.0, 0.0]]
     expected = softmax([1.0, 3.0, 2.0])
-    assert normalize_scores(scores, "softmax")[0].tolist() == pytest.approx(expected, abs=1e-6)
+    assert normalize_per_query(scores, "softmax")[0].tolist() == pytest.approx(expected, abs=1e-6)
     std = math.sqrt(2 / 3)  # population std of (1, 3, 2)
-    assert normalize_scores(scores, "standardization").flatten().tolist() == pytest.approx(
+    assert normalize_per_query(scores, "standardization").flatten().tolist() == pytest.approx(
         [-1 / std, 1 / std, 0.0, 0.0, 0.0, 0.0], abs=1e-6)
     with pytest.raises(ValueError, match="normalisation"):
-        normalize_scores(scores, "zscore")
+        normalize_per_query(scores, "zscore")
 
 
 def test_ce_targets_the_best_candidate_and_splits_ties():
@@ -164,12 +164,42 @@ def test_losses_are_computed_in_float32_from_half_precision_inputs(name):
 
 def test_normalize_scores_several_rows_and_ties():
     scores = torch.tensor([[2.0, 4.0, 3.0], [-1.0, 1.0, 1.0], [7.0, 7.0, 7.0]])
-    assert normalize_scores(scores, "min-max").tolist() == [[0.0, 1.0, 0.5], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    assert normalize_per_query(scores, "min-max").tolist() == [[0.0, 1.0, 0.5], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
     std2 = math.sqrt(((-1 - 1 / 3) ** 2 + 2 * (1 - 1 / 3) ** 2) / 3)
-    assert normalize_scores(scores, "standardization").flatten().tolist() == pytest.approx(
+    assert normalize_per_query(scores, "standardization").flatten().tolist() == pytest.approx(
         [-1 / math.sqrt(2 / 3), 1 / math.sqrt(2 / 3), 0.0,
          (-1 - 1 / 3) / std2, (1 - 1 / 3) / std2, (1 - 1 / 3) / std2, 0.0, 0.0, 0.0], abs=1e-6)
-    assert normalize_scores(scores, "softmax").flatten().tolist() == pytest.approx(
+    assert normalize_per_query(scores, "softmax").flatten().tolist() == pytest.approx(
         softmax([2.0, 4.0, 3.0]) + softmax([-1.0, 1.0, 1.0]) + [1 / 3] * 3, abs=1e-6)
     # a tiny spread is still a spread: min-max maps it onto [0, 1]
-    assert normalize_scores(torch.tensor([[0.0, 1e-9]], dtype=torch.float64), "min-max").tolist() == [[0.0, 1.0]]
+    assert normalize_per_query(torch.tensor([[0.0, 1e-9]], dtype=torch.float64), "min-max").tolist() == [[0.0, 1.0]]
+
+
+def test_adding_a_routing_loss_is_one_registry_entry(monkeypatch, tmp_path):
+    """Walk-through: a toy loss (mean absolute error between sigmoid(logits) and the scores) becomes usable by
+    training, by ``--loss_type`` and by serving through one ``ROUTING_LOSSES`` entry, and by nothing else."""
+    import json
+
+    import numpy as np
+
+    from model.losses import ROUTING_LOSSES, RoutingLoss
+    from routers import policy
+    from trainers import SCConfig
+    from utils.io import DataError
+
+    logits, scores = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([[1.0, 0.25]])  # sigmoid: 0.5, 0.75
+    (tmp_path / "router_config.json").write_text(json.dumps({"loss_type": "MAE"}))
+    with pytest.raises(ValueError, match="Unknown loss_type 'MAE'"):
+        routing_loss("MAE", logits, scores)
+    with pytest.raises(ValueError, match="--loss_type: 'MAE' is not one of"):
+        SCConfig(output_dir=str(tmp_path / "run"), loss_type="MAE", report_to="none")
+    with pytest.raises(DataError, match="field 'loss_type' is 'MAE'"):
+        policy.score_kind_of(tmp_path)
+
+    monkeypatch.setitem(ROUTING_LOSSES, "MAE", RoutingLoss(
+        lambda logits, scores, threshold, temperature: (logits.sigmoid() - scores).abs().mean(), "sigmoid"))
+    close(routing_loss("MAE", logits, scores), (0.5 + 0.5) / 2)  # |0.5 - 1| and |0.75 - 0.25|
+    assert SCConfig(output_dir=str(tmp_path / "run"), loss_type="MAE", report_to="none").loss_type == "MAE"
+    assert policy.score_kind_of(tmp_path) == "sigmoid"
+    np.testing.assert_allclose(policy.quality_estimates([[0.0, math.log(3.0)]], policy.score_kind_of(tmp_path)),
+                               [[0.5, 0.75]])

@@ -52,7 +52,7 @@ def new_router(trainer_class, config_class, backbone, tmp_path, **options):
     args = config_class(output_dir=str(tmp_path / "run"), backbone_name_or_path=backbone, candidate_llms=["A", "B"],
                         **lengths, **options)
     model, tokenizer = trainer_class.new_router(args)
-    return model.eval(), tokenizer, trainer_class.collator_for(model.config, tokenizer)
+    return model.eval(), tokenizer, trainer_class.model_class.collator_for(model.config, tokenizer)
 
 
 def routing_logits(model, collator, with_responses=False):
@@ -68,7 +68,7 @@ def assert_reloads_identically(trainer_class, model, tokenizer, collator, tmp_pa
     loaded, loaded_tokenizer = load_router_model(tmp_path / "saved")
     assert type(loaded) is type(model)
     assert loaded_tokenizer.convert_tokens_to_ids(model.config.candidate_tokens) == model.config.candidate_token_ids
-    after = routing_logits(loaded, trainer_class.collator_for(loaded.config, loaded_tokenizer), with_responses)
+    after = routing_logits(loaded, trainer_class.model_class.collator_for(loaded.config, loaded_tokenizer), with_responses)
     assert before.shape == (2, 2)
     assert torch.equal(before, after)
     return json.loads((tmp_path / "saved" / "router_config.json").read_text())

@@ -21,7 +21,7 @@ from model.packing import (Document, attention_arguments, dense_mask, document_b
                            flex_block_mask, one_document_per_row, pack, row_assignment, single_row,
                            varlen_arguments)
 from trainers import CausalTrainer, GTResponsesTrainer, MaskConcatTrainer, SCTrainer
-from trainers.collators import CausalCollator, MaskConcatCollator, PromptCollator, ResponseCollator
+from model.collators import CausalCollator, MaskConcatCollator, PromptCollator, ResponseCollator
 from trainers.mask_concat import mask_slots
 
 K = 3
@@ -107,10 +107,10 @@ def test_stage_collators_follow_the_backbone_attention(smol, bert):
         config = RouterModelConfig(candidate_llms=["a", "b"], candidate_token_ids=[1, 2], max_seq_length=64,
                                    max_prompt_length=8, mask_length=2, response_truncation_side="right")
         config.backbone_config = backbone_config
-        assert CausalTrainer.collator_for(config, smol).assign_rows is rows
-        assert GTResponsesTrainer.collator_for(config, smol).assign_rows is rows
-        assert SCTrainer.collator_for(config, bert).assign_rows is rows
-        assert MaskConcatTrainer.collator_for(config, bert).assign_rows is rows
+        assert CausalTrainer.model_class.collator_for(config, smol).assign_rows is rows
+        assert GTResponsesTrainer.model_class.collator_for(config, smol).assign_rows is rows
+        assert SCTrainer.model_class.collator_for(config, bert).assign_rows is rows
+        assert MaskConcatTrainer.model_class.collator_for(config, bert).assign_rows is rows
 
 
 def test_prefix_shared_visibility_by_hand():

@@ -2,7 +2,7 @@
 import json
 import struct
 
-from utils.plots import PLOT_NAME, load_log_history, plot_run, series
+from utils.plots import PLOT_NAME, load_log_history, plot_run, plot_training_curves, series
 
 HISTORY = [
     {"step": 1, "loss": 3.0, "routing_loss": 1.0, "mlm_loss": 2.0, "mask_rate": 0.5, "reward": 0.25},
@@ -101,3 +101,13 @@ def test_the_panels_draw_the_logged_values(tmp_path, monkeypatch):
         ("reward", "run fold_1: reward"): ([1], [0.25]),
         ("reward", "run fold_1: eval_reward"): ([1], [0.5]),
     }
+
+
+def test_a_plot_leaves_another_writers_temporary_file_alone(tmp_path):
+    """Two fold processes plot into the same run folder at once: one's temporary file must not be the other's (the
+    name a fixed temporary would have had is taken here by the other writer's half-written file)."""
+    other = tmp_path / f".{PLOT_NAME}.tmp.png"
+    other.write_bytes(b"the other writer's bytes")
+    path = plot_training_curves({"run": HISTORY}, tmp_path / PLOT_NAME)
+    assert other.read_bytes() == b"the other writer's bytes"
+    assert png_size(path)[0] > 0 and sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, PLOT_NAME])

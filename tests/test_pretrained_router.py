@@ -6,13 +6,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM
 
-import cost
+import candidates
 import train
 from model import load_router_model
 from model.backbones import resolve_backbone
 from routers import pretrained
-from routers.pretrained import PretrainedRouter, save_untrained_router
-from trainers import STAGES
+from routers.pretrained import PretrainedRouter
+from routers import policy as routing_policy
+from trainers import STAGES, save_untrained_router
 from utils.io import DataError
 from synthetic import CANDIDATES, TINY, WORDS, write_synthetic_data
 
@@ -97,9 +98,10 @@ def test_decide_applies_the_saved_policy(backbones, tmp_path):
     assert (quality_only.costs == 0).all()
 
     # B costs 10x more per output token; at lambda = 1000 the quality gap (< 1) never pays for it.
-    prices = [cost.Price(1.0, 1.0), cost.Price(1.0, 10.0)]
-    policy = cost.RoutingPolicy(CANDIDATES, willingness_to_pay=1000.0, prices=prices, typical_output_tokens=[100, 100])
-    (folder / cost.POLICY_FILE).write_text(json.dumps(policy.to_json()))
+    prices = [candidates.Price(1.0, 1.0), candidates.Price(1.0, 10.0)]
+    policy = routing_policy.RoutingPolicy(CANDIDATES, willingness_to_pay=1000.0, prices=prices,
+                                          typical_output_tokens=[100, 100])
+    (folder / routing_policy.POLICY_FILE).write_text(json.dumps(policy.to_json()))
     router = PretrainedRouter.from_pretrained(folder)
     decision = router.decide(PROMPTS)
     assert decision.chosen() == ["A", "A", "A"]
@@ -107,7 +109,7 @@ def test_decide_applies_the_saved_policy(backbones, tmp_path):
     np.testing.assert_allclose(decision.costs[:, 0], (input_tokens + 100) / 1000)
     np.testing.assert_allclose(decision.costs[:, 1], (input_tokens + 1000) / 1000)
     # An explicit policy wins over the saved one.
-    assert router.decide(PROMPTS, policy=cost.RoutingPolicy(CANDIDATES)).choices.tolist() == \
+    assert router.decide(PROMPTS, policy=routing_policy.RoutingPolicy(CANDIDATES)).choices.tolist() == \
         quality_only.choices.tolist()
 
 

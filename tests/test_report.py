@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-import cost
+import candidates
+import cost_curves
 import metrics
 import report
 from utils import plots
@@ -75,9 +76,9 @@ def test_report_tables_curves_and_plots(tmp_path, data_dir, config):
 
     saved = json.loads((out / "cost_analysis.json").read_text())
     records = load_benchmark("GSM8k", data_dir, CANDIDATES)
-    prices = [cost.Price(1.0, 1.0), cost.Price(1.0, 10.0)]
-    direct = cost.benchmark_cost_analysis(cost.benchmark_headline("GSM8k", records), records,
-                                          np.array(ORACLE_SCORES), "identity", prices)
+    prices = [candidates.Price(1.0, 1.0), candidates.Price(1.0, 10.0)]
+    direct = cost_curves.benchmark_cost_analysis(cost_curves.benchmark_headline("GSM8k", records), records,
+                                                 np.array(ORACLE_SCORES), "identity", prices)
     assert saved["benchmarks"]["GSM8k"]["runs"]["knn"] == json.loads(json.dumps(direct))
     assert saved["benchmarks"]["GSM8k"]["pair"] == {"strong": "A", "weak": "B"}
     assert saved["prices"] == {"A": {"input_per_million": 1.0, "output_per_million": 1.0},

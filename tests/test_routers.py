@@ -6,9 +6,11 @@ import math
 import numpy as np
 import pytest
 
-import utils.embeddings as embeddings
+import model.embeddings as embeddings
 from routers import (FixedRouter, HardClusterRouter, KNNRouter, OracleRouter, RandomRouter, RewardRouter,
-                     SoftClusterRouter, TaskRouter, build_router, choose, normalize_scores_by_source)
+                     SoftClusterRouter, TaskRouter, build_router, choose)
+from data.scaling import scale_scores_by_source
+from rewards.reward_model import render_conversation
 from utils.io import DataError
 
 
@@ -35,19 +37,19 @@ def test_choose_takes_the_lowest_index_on_ties():
     assert choose(np.array([[0.2, 0.9, 0.9], [1.0, 1.0, 0.0], [0.0, 0.0, 0.1]])).tolist() == [1, 0, 2]
 
 
-def test_normalize_scores_by_source_min_max_per_source():
+def test_scale_scores_by_source_min_max_per_source():
     examples = [record("1", "a", [2.0, 10.0], "MT-Bench"), record("2", "b", [6.0, 4.0], "MT-Bench"),
                 record("3", "c", [0.0, 1.0], "GSM8k"), record("4", "d", [1.0, 1.0], "GSM8k"),
                 record("5", "e", [0.5, 0.5], "Flat")]
     expected = [[0.0, 1.0], [0.5, 0.25],  # MT-Bench: (s - 2) / 8
                 [0.0, 1.0], [1.0, 1.0],   # GSM8k already spans [0, 1]
                 [0.0, 0.0]]               # a constant source maps to 0
-    np.testing.assert_allclose(normalize_scores_by_source(examples), expected)
+    np.testing.assert_allclose(scale_scores_by_source(examples), expected)
 
 
 def test_normalize_refuses_inconsistent_candidate_counts():
     with pytest.raises(DataError, match="'2'.*3 scores"):
-        normalize_scores_by_source([record("1", "a", [0, 1]), record("2", "b", [0, 1, 1])])
+        scale_scores_by_source([record("1", "a", [0, 1]), record("2", "b", [0, 1, 1])])
 
 
 def test_build_router_by_name_and_clear_errors():
@@ -228,7 +230,7 @@ def test_knn_with_the_default_embedder_on_a_tiny_model(tiny_models, tmp_path, mo
     monkeypatch.setenv("LOOKAHEAD_CACHE", str(tmp_path))
     router = KNNRouter(n_neighbors=1, embedding_model=tiny_models["encoder"]).fit(TRAIN[:4])
     # each training prompt's own nearest neighbour is itself
-    np.testing.assert_allclose(router.route(["a1", "b2"]), normalize_scores_by_source(TRAIN[:4])[[0, 3]])
+    np.testing.assert_allclose(router.route(["a1", "b2"]), scale_scores_by_source(TRAIN[:4])[[0, 3]])
     assert list((tmp_path / "embeddings").glob("*.npz"))
 
 
@@ -261,7 +263,7 @@ def test_reward_router_scores_each_response_with_the_model(tiny_models, which, a
     assert router_scores.shape == (2, 3)
     from transformers import AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(tiny_models[which])
-    texts = [router.render(tokenizer, p, r) for p, per_query in zip(PROMPTS, RESPONSES) for r in per_query]
+    texts = [render_conversation(tokenizer, p, r) for p, per_query in zip(PROMPTS, RESPONSES) for r in per_query]
     assert texts[0] == rendered_first
     expected = direct_rewards(tiny_models[which], texts, add_special_tokens).reshape(2, 3)
     np.testing.assert_allclose(router_scores, expected, atol=1e-4)

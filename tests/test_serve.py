@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-import cost
+import candidates
 import serve
-from routers.pretrained import PretrainedRouter, save_untrained_router
+from routers import policy as routing_policy
+from routers.pretrained import PretrainedRouter
+from trainers import save_untrained_router
 from test_pretrained_router import CANDIDATES, save_tiny_bert
 from utils.io import DataError
 
 PROMPTS = ["sort a list of numbers", "parse this string and count its words", "print the tree", "hi"]
 TIMEOUT_S = 0.5
-PRICES = {"A": cost.Price(1.0, 1.0), "B": cost.Price(1.0, 10.0)}  # B's answers cost 10x more
+PRICES = {"A": candidates.Price(1.0, 1.0), "B": candidates.Price(1.0, 10.0)}  # B's answers cost 10x more
 
 
 @pytest.fixture(scope="module")
@@ -318,12 +320,13 @@ def test_config_file_and_serving_policy(router, tmp_path, monkeypatch):
     monkeypatch.setenv("A_KEY", "k")
     config = serve.ServeConfig.from_file(path)
     assert (config.router_model, config.timeout_s, config.willingness_to_pay) == ("my-router", 5.0, None)
-    assert config.endpoints["A"] == serve.Endpoint("A", "http://127.0.0.1:9/v1", "A", "k", cost.Price(1, 1), 50.0)
+    assert config.endpoints["A"] == serve.Endpoint("A", "http://127.0.0.1:9/v1", "A", "k", candidates.Price(1, 1), 50.0)
     assert config.endpoints["B"].model == "upstream-b" and config.endpoints["B"].headers() == {}
 
     # The router's saved policy, with the config's prices; B's typical output comes from the calibration.
-    saved = cost.RoutingPolicy(CANDIDATES, willingness_to_pay=3.0, prices=[cost.Price(1, 1), cost.Price(1, 10)],
-                               typical_output_tokens=[70.0, 80.0])
+    saved = routing_policy.RoutingPolicy(CANDIDATES, willingness_to_pay=3.0,
+                                         prices=[candidates.Price(1, 1), candidates.Price(1, 10)],
+                                         typical_output_tokens=[70.0, 80.0])
     router.policy = saved
     try:
         policy = serve.serving_policy(router, config)
@@ -331,7 +334,7 @@ def test_config_file_and_serving_policy(router, tmp_path, monkeypatch):
         config.willingness_to_pay = 0.5  # the config's lambda wins
         assert serve.serving_policy(router, config).willingness_to_pay == 0.5
     finally:
-        router.policy = cost.RoutingPolicy(CANDIDATES)
+        router.policy = routing_policy.RoutingPolicy(CANDIDATES)
     del config.endpoints["B"]
     with pytest.raises(DataError, match=r"no entry for the router's candidate\(s\) \['B'\]"):
         serve.serving_policy(router, config)

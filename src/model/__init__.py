@@ -1,4 +1,8 @@
-"""Router models (one per training stage) and loading a trained router folder."""
+"""Router models (one per training stage) and loading a trained router folder.
+
+``ROUTER_MODELS`` (stage -> model class) is the one registry that loads a trained router: each model class also
+owns its stage's token layout (``collator_for``, ``model.collators``) and says whether routing reads the
+candidates' responses (``route_reads_responses``), so routing and serving need nothing from ``trainers``."""
 from __future__ import annotations
 
 from pathlib import Path

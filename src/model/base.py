@@ -24,6 +24,7 @@ from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig, PreTraine
 from transformers.utils import ModelOutput
 
 from model.backbones import resolve_backbone
+from model.collators import RoutingCollator
 from utils.io import write_json
 
 ROUTER_CONFIG_NAME = "router_config.json"
@@ -42,7 +43,7 @@ class RouterModelConfig(PreTrainedConfig):
     stage                     mask_concat | causal | sc | gt_responses
     candidate_llms            the k candidates, in output order
     candidate_tokens/_ids     the k added tokens: mask tokens (mask_concat) or model-ID tokens (causal)
-    max_seq_length            the longest sequence the stage builds (``--max_length``; ``trainers.collators``;
+    max_seq_length            the longest sequence the stage builds (``--max_length``; ``model.collators``;
                               not ``max_length``, which transformers reserves for generation)
     max_prompt_length         the most prompt tokens kept (causal, gt_responses; other stages: what max_length
                               leaves)
@@ -119,6 +120,7 @@ class RouterModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     backbone_auto_class: type = None
+    route_reads_responses = False  # routing features carry the candidates' responses (gt_responses only)
 
     def __init__(self, config: RouterModelConfig, backbone: PreTrainedModel | None = None):
         super().__init__(config)
@@ -135,6 +137,12 @@ class RouterModel(PreTrainedModel):
             resolve_backbone(config.backbone_name_or_path), dtype=torch.float32, **kwargs)
         config.backbone_config = backbone.config
         return cls(config, backbone=backbone)
+
+    @classmethod
+    def collator_for(cls, config: RouterModelConfig, tokenizer) -> "RoutingCollator":
+        """The stage's token layout (``model.collators``) for a router described by ``config``, the same in
+        training and at routing time."""
+        raise NotImplementedError
 
     def _init_weights(self, module: nn.Module) -> None:
         """Initialise the router's own layers (the backbone's layers use the backbone's initialiser)."""

@@ -18,7 +18,8 @@ from torch import nn
 from transformers import AutoModel
 
 from model.base import RouterModel, RouterModelConfig, RouterOutput
-from model.packing import attends_causally, document_bounds, packed_hidden_states
+from model.collators import PromptCollator, ResponseCollator
+from model.packing import attends_causally, document_bounds, packed_hidden_states, row_assignment
 
 POOLINGS = ("cls", "mean", "last")
 
@@ -59,8 +60,20 @@ class PromptClassifier(RouterModel):
         logits = self.routing_head(self.dropout(pooled))
         return RouterOutput(routing_logits=logits.view(-1, self.config.num_candidates))
 
+    @classmethod
+    def collator_for(cls, config: RouterModelConfig, tokenizer) -> PromptCollator:
+        return PromptCollator(tokenizer, config.num_candidates, config.max_seq_length, config.max_positions,
+                              assign_rows=row_assignment(config.backbone_config._attn_implementation))
+
 
 class ResponseScorer(PromptClassifier):
     """One score per (prompt, response_i) document; the documents of a query are consecutive (query-major)."""
 
     one_sequence_per_candidate = True
+    route_reads_responses = True
+
+    @classmethod
+    def collator_for(cls, config: RouterModelConfig, tokenizer) -> ResponseCollator:
+        return ResponseCollator(tokenizer, config.num_candidates, config.max_seq_length, config.max_prompt_length,
+                                config.max_positions, "right",
+                                row_assignment(config.backbone_config._attn_implementation))

@@ -1,6 +1,6 @@
 """Lookahead-CLM: a decoder reads the prompt, a model-ID token for candidate i, then candidate i's response.
 
-Input layout (one prefix-shared document per query; built by ``trainers.collators.CausalCollator``, see
+Input layout (one prefix-shared document per query; built by ``model.collators.CausalCollator``, see
 ``model.packing``)::
 
     training:  <prompt as the chat template's user turn> | <id_1> response_1 <eos> | ... | <id_k> response_k <eos>
@@ -27,11 +27,18 @@ from transformers import AutoModelForCausalLM
 
 from model.base import RouterModel, RouterModelConfig, RouterOutput
 from model.chunked_ce import linear_cross_entropy
-from model.packing import IGNORE_INDEX, packed_hidden_states
+from model.collators import CausalCollator
+from model.packing import IGNORE_INDEX, packed_hidden_states, row_assignment
 
 
 class LookaheadCLM(RouterModel):
     backbone_auto_class = AutoModelForCausalLM
+
+    @classmethod
+    def collator_for(cls, config: RouterModelConfig, tokenizer) -> CausalCollator:
+        return CausalCollator(tokenizer, config.num_candidates, config.max_seq_length, config.max_prompt_length,
+                              config.candidate_token_ids, config.max_positions, "right",
+                              row_assignment(config.backbone_config._attn_implementation))
 
     def __init__(self, config: RouterModelConfig, backbone=None):
         super().__init__(config, backbone)

@@ -1,6 +1,6 @@
 """Lookahead-MLM: an encoder reads the prompt next to k blocks of per-candidate mask slots.
 
-Input layout (one document per query, packed several to a row; built by ``trainers.collators.MaskConcatCollator``,
+Input layout (one document per query, packed several to a row; built by ``model.collators.MaskConcatCollator``,
 see ``model.packing``)::
 
     [CLS] prompt [SEP] | m_1 .. m_1 [SEP] | m_2 .. m_2 [SEP] | ... | m_k .. m_k [SEP]
@@ -25,7 +25,8 @@ from transformers import AutoModelForMaskedLM
 from transformers.activations import ACT2FN
 
 from model.base import RouterModel, RouterModelConfig, RouterOutput
-from model.packing import IGNORE_INDEX, document_bounds, packed_hidden_states
+from model.collators import MaskConcatCollator
+from model.packing import IGNORE_INDEX, document_bounds, packed_hidden_states, row_assignment
 
 
 class RoutingPredictionHead(nn.Module):
@@ -51,6 +52,12 @@ class RoutingPredictionHead(nn.Module):
 
 class LookaheadMLM(RouterModel):
     backbone_auto_class = AutoModelForMaskedLM
+
+    @classmethod
+    def collator_for(cls, config: RouterModelConfig, tokenizer) -> MaskConcatCollator:
+        return MaskConcatCollator(tokenizer, config.num_candidates, config.max_seq_length, config.candidate_token_ids,
+                                  config.mask_length, config.max_positions, config.response_truncation_side,
+                                  row_assignment(config.backbone_config._attn_implementation))
 
     def __init__(self, config: RouterModelConfig, backbone=None):
         super().__init__(config, backbone)

@@ -8,12 +8,16 @@
     soft_cluster  softmax(-distance / ``temperature``) mixture of the clusters' mean scores
     task          the best candidate (in the training pool) of the query's predicted source (task-aware)
     reward        a reward model's score of each candidate's actual response (needs responses)
+
+A trained router loads with ``routers.pretrained.PretrainedRouter``; ``routers.policy`` turns any router's scores
+into quality estimates and the cost-aware choice (the one routing decision, also the server's). Nothing in this
+package imports the training code (``tests/test_import_graph.py``).
 """
 from __future__ import annotations
 
 import inspect
 
-from routers.base import Router, choose, normalize_scores_by_source
+from routers.base import Router, choose
 from routers.embedding import HardClusterRouter, KNNRouter, SoftClusterRouter, TaskRouter
 from routers.reward import RewardRouter
 from routers.simple import FixedRouter, OracleRouter, RandomRouter
@@ -47,6 +51,6 @@ def build_router(router_type: str, **kwargs) -> Router:
     return cls(**kwargs)
 
 
-__all__ = ["ROUTERS", "Router", "build_router", "choose", "normalize_scores_by_source", "router_class",
+__all__ = ["ROUTERS", "Router", "build_router", "choose", "router_class",
            "FixedRouter", "HardClusterRouter", "KNNRouter", "OracleRouter", "RandomRouter", "RewardRouter",
            "SoftClusterRouter", "TaskRouter"]

@@ -10,8 +10,6 @@ from typing import Sequence
 
 import numpy as np
 
-from utils.io import DataError
-
 
 class Router:
     """Base class. Subclasses set the class attributes and implement ``route``."""
@@ -32,38 +30,6 @@ class Router:
 def choose(router_scores: np.ndarray) -> np.ndarray:
     """The chosen candidate of each query: argmax of its row, the lowest index on ties."""
     return np.asarray(router_scores).argmax(axis=1)
-
-
-def score_matrix(examples: Sequence[dict]) -> np.ndarray:
-    """The examples' ``scores`` as a float array [n, k]; every example must list the same number k."""
-    if not examples:
-        raise DataError("No training examples: pass at least one record with `prompt` and `scores`.")
-    k = len(examples[0]["scores"])
-    for example in examples:
-        if len(example["scores"]) != k:
-            raise DataError(
-                f"Example {example.get('prompt_id')!r} of {example.get('source')!r} has "
-                f"{len(example['scores'])} scores, the first example has {k}: every record must score the "
-                f"same candidates (load all sources with the same candidate_llms)."
-            )
-    return np.array([example["scores"] for example in examples], dtype=np.float64)
-
-
-def normalize_scores_by_source(examples: Sequence[dict]) -> np.ndarray:
-    """Scores [n, k] min-max normalised to [0, 1] per ``source`` (over all that source's scores).
-
-    Sources score on different scales (MT-Bench 1-10, the others 0-1), so averaging raw scores across
-    sources would let one source dominate. A source whose scores are all equal maps to 0.
-    """
-    scores = score_matrix(examples)
-    sources = np.array([example["source"] for example in examples])
-    normalized = np.zeros_like(scores)
-    for source in np.unique(sources):
-        rows = sources == source
-        low, high = scores[rows].min(), scores[rows].max()
-        if high > low:
-            normalized[rows] = (scores[rows] - low) / (high - low)
-    return normalized
 
 
 def num_candidates(responses: Sequence[Sequence[str]] | None, scores: Sequence[Sequence[float]] | None,

@@ -1,8 +1,8 @@
 """Routers over prompt embeddings: k nearest neighbours, k-means clusters, and the task-aware baseline.
 
 Each learns, from training records, how well every candidate did on prompts like the query. Training
-scores are min-max normalised per source first (``normalize_scores_by_source``), so sources on different
-scales (MT-Bench 1-10, the others 0-1) weigh alike. Embeddings come from ``utils.embeddings.embed``
+scores are min-max scaled per source first (``data.scaling.scale_scores_by_source``), so sources on different
+scales (MT-Bench 1-10, the others 0-1) weigh alike. Embeddings come from ``model.embeddings.embed``
 (unit-norm, cached on disk) unless an ``embedder`` (texts -> array [n, d]) is injected.
 """
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from routers.base import Router, normalize_scores_by_source
-from utils.embeddings import DEFAULT_EMBEDDING_MODEL, embed
+from data.scaling import scale_scores_by_source
+from routers.base import Router
+from model.embeddings import DEFAULT_EMBEDDING_MODEL, embed
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 QUERY_CHUNK = 1024  # queries per similarity block in KNNRouter.route (bounds memory)
@@ -39,7 +40,7 @@ class EmbeddingRouter(Router):
         return _unit_rows(np.asarray(self.embedder(list(prompts)), dtype=np.float64))
 
     def fit(self, examples: Sequence[dict]) -> "EmbeddingRouter":
-        self.train_scores = normalize_scores_by_source(examples)
+        self.train_scores = scale_scores_by_source(examples)
         self.train_embeddings = self.embed_prompts([example["prompt"] for example in examples])
         return self
 

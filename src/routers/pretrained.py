@@ -9,9 +9,10 @@
 
 A trained router folder (written by ``src/train.py``; a cross-fit run holds one per ``fold_<f>/``) describes
 itself: router_config.json names the stage, backbone, candidates, normalisation and input lengths, next to
-the weights and the tokenizer. Any stage loads (mask_concat, causal, sc, gt_responses; gt_responses reads
-the candidates' responses, so it needs them at routing time). Inputs are laid out by the stage's own
-collator, exactly as in training; prompts are routed in batches of ``batch_size``, on CPU by default.
+the weights and the tokenizer. Any stage loads (``model.ROUTER_MODELS``: mask_concat, causal, sc, gt_responses;
+gt_responses reads the candidates' responses, so it needs them at routing time). Inputs are laid out by the
+stage's own collator (the model class's ``collator_for``), exactly as in training; prompts are routed in batches
+of ``batch_size``, on CPU by default. Nothing here imports the training code.
 
 Routing reads at most the first ``max_prompt_length`` tokens of a prompt (what the stage's collator keeps of
 ``max_length``), so each prompt is first cut to ``MAX_CHARS_PER_TOKEN`` characters per such token: a prompt of
@@ -30,30 +31,23 @@ of the linear layers was slower (1.5-1.6x) and agreed on only 97.7% / 87.5%. Pas
 float32's exact scores.
 
 ``route`` follows the ``routers.Router`` interface (scores [n, k], higher = route there), so a trained router
-drops into ``eval_baseline``-style evaluation. ``decide`` adds the cost-aware choice (``cost.RoutingPolicy``):
-the policy calibrated and saved next to the router (``routing_policy.json``, see ``python src/cost.py``) when
-there is one, else the best quality estimate.
-
-``save_untrained_router`` writes a router folder with the stage's fresh (untrained) head on a given backbone:
-for smoke tests of serving and for load tests, without training.
+drops into ``eval_baseline``-style evaluation. ``decide`` adds the cost-aware choice
+(``routers.policy.RoutingPolicy.decide``): the policy calibrated and saved next to the router
+(``routing_policy.json``, see ``python src/calibrate.py``) when there is one, else the best quality estimate.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from transformers import set_seed
 
-import cost
 from model import load_router_model
 from model.base import ROUTER_CONFIG_NAME
 from routers.base import Router
-from trainers import STAGES
-from utils.io import DataError, write_json
+from routers.policy import RoutingDecision, RoutingPolicy, estimate_tokens, load_policy, score_kind_of
+from utils.io import DataError
 
 DEFAULT_BATCH_SIZE = 32
 MAX_CHARS_PER_TOKEN = 32  # a prompt is cut to this many characters per token it may keep (5x the 6.7 measured)
@@ -79,21 +73,6 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
     return precision
 
 
-@dataclass
-class RoutingDecision:
-    """One routing of n prompts over the k ``candidates``."""
-
-    candidates: list[str]
-    scores: np.ndarray    # [n, k] the router's raw scores
-    quality: np.ndarray   # [n, k] quality estimates (cost.normalise_scores)
-    costs: np.ndarray     # [n, k] expected costs, USD per 1,000 queries (zeros without prices)
-    choices: np.ndarray   # [n] chosen candidate indices
-
-    def chosen(self) -> list[str]:
-        """The chosen candidate's name for each prompt."""
-        return [self.candidates[c] for c in self.choices]
-
-
 class PretrainedRouter(Router):
     """A trained router loaded from its folder; see the module docstring."""
 
@@ -103,13 +82,12 @@ class PretrainedRouter(Router):
         self.batch_size = batch_size
         self.precision = {torch.bfloat16: "bf16", torch.float32: "fp32"}.get(next(model.parameters()).dtype)
         self.stage = model.config.stage
-        trainer_class = STAGES[self.stage][1]
-        self.collator = trainer_class.collator_for(model.config, tokenizer)
+        self.collator = type(model).collator_for(model.config, tokenizer)
         self.prompt_chars = self.collator.max_prompt_length * MAX_CHARS_PER_TOKEN
-        self.needs_responses = trainer_class.route_reads_responses
+        self.needs_responses = type(model).route_reads_responses
         self.candidates = list(model.config.candidate_llms)
-        self.score_kind = cost.score_kind_of(self.folder)
-        self.policy = cost.load_policy(self.folder, self.candidates) or cost.RoutingPolicy(self.candidates)
+        self.score_kind = score_kind_of(self.folder)
+        self.policy = load_policy(self.folder, self.candidates) or RoutingPolicy(self.candidates)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
@@ -147,28 +125,7 @@ class PretrainedRouter(Router):
         return np.concatenate(logits)
 
     def decide(self, prompts: Sequence[str], responses: Sequence[Sequence[str]] | None = None,
-               policy: cost.RoutingPolicy | None = None) -> RoutingDecision:
+               policy: RoutingPolicy | None = None) -> RoutingDecision:
         """Route ``prompts`` and choose with ``policy`` (default: the router's saved policy, else best quality)."""
-        policy = policy or self.policy
-        scores = self.route(prompts, responses)
-        quality = cost.normalise_scores(scores, self.score_kind)
-        costs = policy.expected_costs([cost.estimate_tokens(prompt) for prompt in prompts])
-        return RoutingDecision(self.candidates, scores, quality, costs, policy.choose(quality, costs))
-
-
-def save_untrained_router(folder: str | Path, stage: str, backbone_name_or_path: str, candidates: Sequence[str],
-                          seed: int = 0, **options) -> Path:
-    """Write to ``folder`` a ``stage`` router on ``backbone_name_or_path`` with a fresh routing head (seeded), as
-    ``src/train.py`` would before its first step; ``options`` are the stage's config fields (e.g.
-    ``max_length=64``, ``loss_type="BCE"``). Also writes run_args.json, like training does."""
-    if stage not in STAGES:
-        raise ValueError(f"Unknown stage {stage!r}; choose one of {', '.join(STAGES)}.")
-    config_class, trainer_class = STAGES[stage]
-    args = config_class(output_dir=str(folder), backbone_name_or_path=backbone_name_or_path,
-                        candidate_llms=list(candidates), report_to="none", **options)
-    set_seed(seed)
-    model, tokenizer = trainer_class.new_router(args)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    write_json(Path(folder) / "run_args.json", {"stage": stage, **json.loads(args.to_json_string())})
-    return Path(folder)
+        return (policy or self.policy).decide(self.route(prompts, responses), self.score_kind,
+                                              [estimate_tokens(prompt) for prompt in prompts])

@@ -1,12 +1,12 @@
 """What every router trainer shares: ``RouterConfig`` (TrainingArguments + router fields) and ``RouterTrainer``.
 
 A stage = one config dataclass + one Trainer subclass (``trainers/<stage>.py``). The subclass names its model
-class and collator and overrides only the hooks it needs (``compute_loss`` for an auxiliary loss or input
-masking). The base handles the rest:
+class (which owns the stage's token layout, ``collator_for``) and overrides only the hooks it needs
+(``compute_loss`` for an auxiliary loss or input masking). The base handles the rest:
 
-* scores: each record's scores are min-max scaled per source (a source = ``record["source"]``; min and max
-  over all of that source's scores in the training pool and the validation set), then, inside the loss, per
-  query by ``--score_normalization``;
+* scores: each record's scores are min-max scaled per source (``data.scaling.SourceMinMax``; a source =
+  ``record["source"]``; min and max over all of that source's scores in the training pool and the validation
+  set), then, inside the loss, per query by ``--score_normalization`` (``model.losses.normalize_per_query``);
 * ``compute_loss`` = routing loss (``--loss_type``) on the router's k logits; metrics are gathered per
   step and averaged in ``log``;
 * evaluation reports ``eval_reward`` = mean (per-source min-max scaled) score of the candidate with the
@@ -17,7 +17,6 @@ masking). The base handles the rest:
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -29,13 +28,13 @@ from transformers.trainer_utils import enable_full_determinism, set_seed
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from data import BENCHMARKS, PAPER_CANDIDATES
+from data.scaling import SourceMinMax
 from model import RouterModel, RouterModelConfig
 from model.backbones import resolve_backbone
 from trainers.callbacks import ProgressLog
-from trainers.collators import RoutingCollator
-from trainers.losses import LOSS_TYPES, SCORE_NORMALIZATIONS, normalize_scores, routing_loss
+from model.collators import RoutingCollator
+from model.losses import ROUTING_LOSSES, SCORE_NORMALIZATIONS, normalize_per_query, routing_loss
 from utils.cli import as_list, default_data_dir
-from utils.io import DataError
 
 
 SOURCE_WEIGHTINGS = ("none", "sqrt", "balanced")
@@ -83,7 +82,7 @@ class RouterConfig(TrainingArguments):
         "help": "Longest token sequence the stage builds (prompt + what follows it); prompts are cut to fit, and to "
                 "the backbone's position limit."})
     loss_type: str = field(default="BCE", metadata={
-        "help": "Routing loss (KL = ForwardKL).", "choices": list(LOSS_TYPES)})
+        "help": "Routing loss (KL = ForwardKL).", "choices": list(ROUTING_LOSSES)})
     bce_threshold: float = field(default=0.8, metadata={
         "help": "BCE: a candidate is positive when its score >= bce_threshold x the query's best score."})
     kl_temperature: float = field(default=0.1, metadata={"help": "KL losses: target = softmax(scores / T)."})
@@ -160,8 +159,8 @@ class RouterConfig(TrainingArguments):
         def refuse(flag: str, why: str) -> None:
             raise ValueError(f"--{flag}: {why}")
 
-        if self.loss_type not in LOSS_TYPES:
-            refuse("loss_type", f"{self.loss_type!r} is not one of {', '.join(LOSS_TYPES)}.")
+        if self.loss_type not in ROUTING_LOSSES:
+            refuse("loss_type", f"{self.loss_type!r} is not one of {', '.join(ROUTING_LOSSES)}.")
         if self.score_normalization not in SCORE_NORMALIZATIONS:
             refuse("score_normalization", f"{self.score_normalization!r} is not one of "
                                           f"{', '.join(SCORE_NORMALIZATIONS)}.")
@@ -233,46 +232,6 @@ def require_optional_packages(args: RouterConfig) -> None:
             raise ModuleNotFoundError(f"{flag} needs the `{package}` package: `pip install {package}`.")
 
 
-class SourceMinMax:
-    """Per-source min-max scaling of the candidates' scores, fitted on the training pool.
-
-    A source whose scores are all equal scales to 0. Records from a source the scaler was not fitted on
-    are an error (their scale is unknown).
-    """
-
-    def __init__(self, ranges: dict[str, tuple[float, float]]):
-        self.ranges = ranges
-
-    @staticmethod
-    def _scores(record: dict) -> list[float]:
-        scores = record.get("scores")
-        if scores is None or any(s is None or not math.isfinite(s) for s in scores):
-            raise DataError(f"record {record.get('prompt_id')!r} (source {record.get('source')!r}): field 'scores' "
-                            f"is {scores!r}; every candidate needs a finite score (drop or re-judge the query).")
-        return [float(s) for s in scores]
-
-    @classmethod
-    def fit(cls, records: list[dict]) -> "SourceMinMax":
-        lows, highs = {}, {}
-        for record in records:
-            scores, source = cls._scores(record), record["source"]
-            lows[source] = min(lows.get(source, math.inf), *scores)
-            highs[source] = max(highs.get(source, -math.inf), *scores)
-        return cls({source: (lows[source], highs[source]) for source in lows})
-
-    def transform(self, records: list[dict]) -> list[list[float]]:
-        scaled = []
-        for record in records:
-            source = record["source"]
-            if source not in self.ranges:
-                raise DataError(f"record {record.get('prompt_id')!r}: source {source!r} is not in the training "
-                                f"pool ({sorted(self.ranges)}), so its scores cannot be scaled.")
-            low, high = self.ranges[source]
-            spread = high - low
-            scaled.append([(s - low) / spread if spread > 0 else 0.0 for s in self._scores(record)])
-        return scaled
-
-
 def routing_metrics(prediction: EvalPrediction) -> dict[str, float]:
     """eval_reward: mean scaled score of the highest-logit candidate; eval_best_pick_rate: share of queries
     where that candidate has the best score."""
@@ -291,8 +250,8 @@ class RouterTrainer(Trainer):
 
     stage: str = None
     model_class: type[RouterModel] = None
-    train_reads_responses = True  # training features carry the responses
-    route_reads_responses = False  # routing (and validation) features carry them
+    train_reads_responses = True  # training features carry the responses (routing features: the model's
+    # ``route_reads_responses``)
 
     def __init__(self, args: RouterConfig, train_dataset: list[dict] | None = None,
                  eval_dataset: list[dict] | None = None, model: RouterModel | None = None,
@@ -306,7 +265,7 @@ class RouterTrainer(Trainer):
             model, processing_class = self.new_router(args)
         elif processing_class is None:
             raise ValueError("Pass the router's tokenizer as processing_class together with model.")
-        collator = self.collator_for(model.config, processing_class)
+        collator = self.model_class.collator_for(model.config, processing_class)
         limit = getattr(model.config.backbone_config, "max_position_embeddings", None)
         if limit is not None and collator.max_position() >= limit:
             raise ValueError(f"Inputs reach position {collator.max_position()} but the backbone has "
@@ -322,12 +281,12 @@ class RouterTrainer(Trainer):
         super().__init__(
             model=model, args=args, data_collator=collator,
             train_dataset=self.features(collator, train_dataset, self.train_reads_responses),
-            eval_dataset=self.features(collator, eval_dataset, self.route_reads_responses),
+            eval_dataset=self.features(collator, eval_dataset, self.model_class.route_reads_responses),
             processing_class=processing_class, compute_metrics=routing_metrics,
             callbacks=[*(callbacks or []), self.progress])
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
 
-    # ----- building (stages override model_config_fields / add_candidate_tokens / collator_for) -----
+    # ----- building (stages override model_config_fields / add_candidate_tokens) -----
 
     @classmethod
     def new_router(cls, args: RouterConfig) -> tuple[RouterModel, object]:
@@ -350,17 +309,13 @@ class RouterTrainer(Trainer):
     def add_candidate_tokens(cls, model: RouterModel, tokenizer, args: RouterConfig) -> None:
         """Add the stage's candidate tokens to the tokenizer and the model (stages that have some)."""
 
-    @classmethod
-    def collator_for(cls, config: RouterModelConfig, tokenizer) -> RoutingCollator:
-        raise NotImplementedError
-
     def features(self, collator: RoutingCollator, records: list[dict] | None, with_responses: bool):
         """Tokenised features of ``records``, with scaled scores when the scaler can scale them."""
         if not records:
             return None
         scores = None
         if self.score_scaler is not None and all("scores" in record for record in records):
-            scores = self.score_scaler.transform(records)
+            scores = self.score_scaler.transform(records).tolist()
         return collator.encode(records, scores=scores, with_responses=with_responses)
 
     # ----- training hooks -----
@@ -378,7 +333,7 @@ class RouterTrainer(Trainer):
         """Routing loss on the k logits (against the per-query normalised scores)."""
         model_inputs = {name: value for name, value in inputs.items() if name != "scores"}
         outputs = model(**model_inputs)
-        targets = normalize_scores(inputs["scores"], self.args.score_normalization)
+        targets = normalize_per_query(inputs["scores"], self.args.score_normalization)
         loss = routing_loss(self.args.loss_type, outputs.routing_logits, targets,
                             bce_threshold=self.args.bce_threshold, kl_temperature=self.args.kl_temperature)
         self.record_metric("routing_loss", loss)
@@ -424,6 +379,6 @@ class RouterTrainer(Trainer):
     def route(self, records: list[dict], label: str = "routing") -> np.ndarray:
         """The router's logits [n, k] for ``records`` (routing-time layout); ``label`` names the pass in the
         progress lines."""
-        features = self.data_collator.encode(records, with_responses=self.route_reads_responses)
+        features = self.data_collator.encode(records, with_responses=self.model_class.route_reads_responses)
         self.progress.label = label
         return np.asarray(self.predict(features, metric_key_prefix="route").predictions, dtype=np.float32)

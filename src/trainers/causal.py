@@ -14,10 +14,8 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, field
 
-from model import LookaheadCLM, RouterModelConfig
-from model.packing import row_assignment
+from model import LookaheadCLM
 from trainers.base import RouterConfig, RouterTrainer
-from trainers.collators import CausalCollator
 
 MODEL_ID_TYPES = ("special", "letter", "number")
 
@@ -88,12 +86,6 @@ class CausalTrainer(RouterTrainer):
         else:
             tokens, token_ids = existing_single_tokens(tokenizer, [f" {i + 1}" for i in range(k)])
         model.config.candidate_tokens, model.config.candidate_token_ids = tokens, token_ids
-
-    @classmethod
-    def collator_for(cls, config: RouterModelConfig, tokenizer) -> CausalCollator:
-        return CausalCollator(tokenizer, config.num_candidates, config.max_seq_length, config.max_prompt_length,
-                              config.candidate_token_ids, config.max_positions, "right",
-                              row_assignment(config.backbone_config._attn_implementation))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Routing loss + sft_loss_weight x next-token loss on the responses (training batches)."""

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model import ResponseScorer, RouterModelConfig
-from model.packing import row_assignment
-from trainers.collators import ResponseCollator
+from model import ResponseScorer
 from trainers.sc import SCConfig, SCTrainer
 
 
@@ -27,14 +25,7 @@ class GTResponsesTrainer(SCTrainer):
     stage = "gt_responses"
     model_class = ResponseScorer
     train_reads_responses = True
-    route_reads_responses = True
 
     @classmethod
     def model_config_fields(cls, args: GTResponsesConfig) -> dict:
         return {**super().model_config_fields(args), "max_prompt_length": args.max_prompt_length}
-
-    @classmethod
-    def collator_for(cls, config: RouterModelConfig, tokenizer) -> ResponseCollator:
-        return ResponseCollator(tokenizer, config.num_candidates, config.max_seq_length, config.max_prompt_length,
-                                config.max_positions, "right",
-                                row_assignment(config.backbone_config._attn_implementation))

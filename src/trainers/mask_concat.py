@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from model import LookaheadMLM, RouterModelConfig
-from model.packing import row_assignment
+from model import LookaheadMLM
 from trainers.base import RouterConfig, RouterTrainer
-from trainers.collators import MaskConcatCollator
 
 MASK_TYPES = ("right", "random", "left")
 ROUTING_HEADS = ("prediction", "linear")
@@ -121,12 +119,6 @@ class MaskConcatTrainer(RouterTrainer):
         token_ids = tokenizer.convert_tokens_to_ids(tokens)
         model.add_candidate_tokens(token_ids, init_from=[tokenizer.mask_token_id] * len(tokens))
         model.config.candidate_tokens, model.config.candidate_token_ids = tokens, token_ids
-
-    @classmethod
-    def collator_for(cls, config: RouterModelConfig, tokenizer) -> MaskConcatCollator:
-        return MaskConcatCollator(tokenizer, config.num_candidates, config.max_seq_length, config.candidate_token_ids,
-                                  config.mask_length, config.max_positions, config.response_truncation_side,
-                                  row_assignment(config.backbone_config._attn_implementation))
 
     def mask_responses(self, inputs: dict) -> dict:
         """Replace the scheduled share of each block's slots by the candidate's mask token; their original

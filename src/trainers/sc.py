@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 
 from transformers import AutoConfig
 
-from model import PromptClassifier, RouterModelConfig
+from model import PromptClassifier
 from model.backbones import resolve_backbone
 from model.classifier import POOLINGS
-from model.packing import row_assignment
 from trainers.base import RouterConfig, RouterTrainer, is_encoder
-from trainers.collators import PromptCollator
 
 
 @dataclass
@@ -39,8 +37,3 @@ class SCTrainer(RouterTrainer):
             backbone_config = AutoConfig.from_pretrained(resolve_backbone(args.backbone_name_or_path))
             pooling = "cls" if is_encoder(backbone_config) else "last"
         return {"pooling": pooling}
-
-    @classmethod
-    def collator_for(cls, config: RouterModelConfig, tokenizer) -> PromptCollator:
-        return PromptCollator(tokenizer, config.num_candidates, config.max_seq_length, config.max_positions,
-                              assign_rows=row_assignment(config.backbone_config._attn_implementation))

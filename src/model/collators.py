@@ -220,11 +220,31 @@ class MaskConcatCollator(RoutingCollator):
         return self._add_scores(batch, features)
 
 
-class CausalCollator(RoutingCollator):
+class ClosedResponseCollator(RoutingCollator):
+    """Layouts where each response follows the prompt (after ``tokens_around_response - 1`` tokens of its own, e.g.
+    a model-ID token) and is closed by ``self.response_end``: each such sequence fits ``max_length`` with at least
+    an empty response, and the response takes what the prompt leaves."""
+
+    tokens_around_response = 1
+    response_end: int
+
+    def prompt_budget(self) -> int:
+        return self.max_length - self.frame_length() - self.tokens_around_response
+
+    def response_budget(self, prompt_tokens: int) -> int:
+        return self.max_length - prompt_tokens - self.tokens_around_response
+
+    def close_response(self, ids: list[int]) -> list[int]:
+        return ids + [self.response_end]
+
+
+class CausalCollator(ClosedResponseCollator):
     """One prefix-shared document per query (``model.lookahead_clm``): the prompt (block 0), then block i =
     ``<id_i>`` for routing, ``<id_i> response_i <eos>`` in training, with ``labels`` = the response tokens and
     EOS (-100 elsewhere). Every block's positions continue from the prompt's. ``model_id_positions [B*k]``
     are the flat indices (row x width + column) of the model-ID tokens, query-major."""
+
+    tokens_around_response = 2  # <id_i> and <eos>
 
     def __init__(self, tokenizer, num_candidates: int, max_length: int, max_prompt_length: int,
                  model_id_token_ids: list[int], max_positions: int | None = None,
@@ -235,18 +255,8 @@ class CausalCollator(RoutingCollator):
         if tokenizer.eos_token_id is None:
             raise ValueError("The causal stage needs a tokenizer with an EOS token to close each response.")
         self.model_id_token_ids = list(model_id_token_ids)
-        self.eos_token_id = tokenizer.eos_token_id
+        self.response_end = tokenizer.eos_token_id
         self.setup_lengths()
-
-    def prompt_budget(self) -> int:
-        """Each ``prompt <id_i> response_i <eos>`` fits max_length with at least an empty response."""
-        return self.max_length - self.frame_length() - 2
-
-    def response_budget(self, prompt_tokens: int) -> int:
-        return self.max_length - prompt_tokens - 2
-
-    def close_response(self, ids: list[int]) -> list[int]:
-        return ids + [self.eos_token_id]
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         documents, id_offsets = [], []
@@ -284,7 +294,7 @@ class PromptCollator(RoutingCollator):
         return self._add_scores(self.pack(documents)[0], features)
 
 
-class ResponseCollator(RoutingCollator):
+class ResponseCollator(ClosedResponseCollator):
     """k documents per query (query-major): the prompt followed by candidate i's response, cut to
     what ``max_length`` leaves after the prompt, and closed by [SEP] (encoders) or EOS (decoders). Stage gt_responses:
     responses are read at routing time too, so every feature must carry them."""
@@ -299,16 +309,6 @@ class ResponseCollator(RoutingCollator):
         if self.response_end is None:
             raise ValueError("gt_responses needs a tokenizer with [SEP] (encoders) or EOS (decoders).")
         self.setup_lengths()
-
-    def prompt_budget(self) -> int:
-        """Each ``prompt response_i <end>`` fits max_length with at least an empty response."""
-        return self.max_length - self.frame_length() - 1
-
-    def response_budget(self, prompt_tokens: int) -> int:
-        return self.max_length - prompt_tokens - 1
-
-    def close_response(self, ids: list[int]) -> list[int]:
-        return ids + [self.response_end]
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         if "response_ids" not in features[0]:

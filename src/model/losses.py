@@ -14,17 +14,27 @@ scores ``scores [B, k]`` (higher is better) and returns a scalar averaged over t
     ForwardKL  KL(target || softmax(logits)), mass-covering.
     ReverseKL  KL(softmax(logits) || target), mode-seeking.
                For the KLs, target = softmax(scores / kl_temperature).
+
+``ROUTING_LOSSES`` is the one registry: each entry holds the loss and its *score kind*, how a router trained
+with it reads its logits as quality estimates in [0, 1] (``routers.policy.quality_estimates``): ``softmax``
+for the distribution losses (the probability that a candidate is the best), ``sigmoid`` for the independent
+per-candidate ones. Adding a loss is one function and one entry: ``--loss_type``, the trainers and serving
+read the registry.
+The module lives beside the models (not the trainers) because serving reads the score kinds and never imports
+training code.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 SCORE_NORMALIZATIONS = ("none", "min-max", "softmax", "standardization")
-LOSS_TYPES = ("CE", "BCE", "MSE", "KL", "ForwardKL", "ReverseKL")
 
 
-def normalize_scores(scores: torch.Tensor, method: str) -> torch.Tensor:
+def normalize_per_query(scores: torch.Tensor, method: str) -> torch.Tensor:
     """Normalise each query's k scores (rows of ``scores [B, k]``).
 
     none: unchanged. min-max: (s - min) / (max - min), all zeros when every candidate scored the same.
@@ -75,18 +85,32 @@ def reverse_kl_loss(logits: torch.Tensor, scores: torch.Tensor, temperature: flo
     return (log_p.exp() * (log_p - log_target)).sum(dim=-1).mean()
 
 
+@dataclass(frozen=True)
+class RoutingLoss:
+    """A routing loss: ``compute(logits [B, k], scores [B, k], bce_threshold, kl_temperature)`` -> scalar, and the
+    score kind of a router trained with it (``softmax`` | ``sigmoid``, see the module docstring)."""
+
+    compute: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]
+    score_kind: str
+
+
+ROUTING_LOSSES: dict[str, RoutingLoss] = {
+    "CE": RoutingLoss(lambda logits, scores, threshold, temperature: ce_loss(logits, scores), "softmax"),
+    "BCE": RoutingLoss(lambda logits, scores, threshold, temperature: bce_loss(logits, scores, threshold), "sigmoid"),
+    "MSE": RoutingLoss(lambda logits, scores, threshold, temperature: mse_loss(logits, scores), "sigmoid"),
+    "KL": RoutingLoss(lambda logits, scores, threshold, temperature: forward_kl_loss(logits, scores, temperature),
+                      "softmax"),
+    "ForwardKL": RoutingLoss(lambda logits, scores, threshold, temperature:
+                             forward_kl_loss(logits, scores, temperature), "softmax"),
+    "ReverseKL": RoutingLoss(lambda logits, scores, threshold, temperature:
+                             reverse_kl_loss(logits, scores, temperature), "softmax"),
+}
+
+
 def routing_loss(name: str, logits: torch.Tensor, scores: torch.Tensor, *, bce_threshold: float = 0.8,
                  kl_temperature: float = 0.1) -> torch.Tensor:
-    """Dispatch to the routing loss called ``name`` (``--loss_type``, one of ``LOSS_TYPES``); computed in float32."""
-    logits, scores = logits.float(), scores.float()
-    if name == "CE":
-        return ce_loss(logits, scores)
-    if name == "BCE":
-        return bce_loss(logits, scores, bce_threshold)
-    if name == "MSE":
-        return mse_loss(logits, scores)
-    if name in ("KL", "ForwardKL"):
-        return forward_kl_loss(logits, scores, kl_temperature)
-    if name == "ReverseKL":
-        return reverse_kl_loss(logits, scores, kl_temperature)
-    raise ValueError(f"Unknown loss_type {name!r}; choose one of {LOSS_TYPES}.")
+    """The routing loss called ``name`` (``--loss_type``, a key of ``ROUTING_LOSSES``), computed in float32;
+    ValueError for an unknown name."""
+    if name not in ROUTING_LOSSES:
+        raise ValueError(f"Unknown loss_type {name!r}; choose one of {', '.join(ROUTING_LOSSES)}.")
+    return ROUTING_LOSSES[name].compute(logits.float(), scores.float(), bce_threshold, kl_temperature)
