@@ -890,7 +890,7 @@ def test_read_annotations_aligns_models_by_instruction(tmp_path):
                                            annotation("z", None, "oooo", "rr")])  # no judgment: NaN
     write_annotation_rows(tmp_path, "m2", [annotation("z", 1.0, "o", "r", generator=7),  # not a name: the folder's
                                            annotation("x", 1.25, "ooooo", "rrr"),
-                                           annotation("y", "1.75", "oo", "r")])
+                                           annotation("y", 1.75, "oo", "r")])
     (tmp_path / "notes").mkdir()  # a folder without annotations is passed over
     table = alpaca_lc.read_annotations(tmp_path)
     assert table.models == ("m1", "m2") and table.generators == ("model one", "m2")
