@@ -337,7 +337,7 @@ def load_policy(folder: str | Path, candidates: Sequence[str]) -> RoutingPolicy 
 def benchmark_headline(benchmark: str, records: Sequence[dict],
                        alpaca_difficulty=None) -> Callable[[np.ndarray], float]:
     """A function choices -> the benchmark's headline score (metrics' scorer: the records are read once)."""
-    return metrics._scorer(benchmark, records, alpaca_difficulty).headline
+    return metrics.benchmark_metric(benchmark, records, alpaca_difficulty).headline
 
 
 def crossing_points(quality: np.ndarray, costs: np.ndarray) -> np.ndarray:

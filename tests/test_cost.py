@@ -375,8 +375,8 @@ def test_benchmark_headline_is_the_benchmarks_own():
     headline = cost.benchmark_headline("AlpacaEval", alpaca, difficulty)
     import metrics
 
-    assert headline(np.array([1, 0, 1])) == pytest.approx(metrics.alpaca_eval_metrics(
-        alpaca, [1, 0, 1], difficulty)["length_controlled_winrate"])
+    assert headline(np.array([1, 0, 1])) == pytest.approx(metrics.benchmark_metric(
+        "AlpacaEval", alpaca, difficulty).metrics([1, 0, 1])["length_controlled_winrate"])
 
 
 def test_calibrated_willingness_is_the_smallest_grid_lambda_within_the_budget():
