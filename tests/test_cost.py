@@ -163,7 +163,7 @@ def test_policy_round_trip_and_validation(tmp_path):
 
 def test_score_kind_of_runs(tmp_path):
     (tmp_path / "knn").mkdir()
-    (tmp_path / "knn" / "config.json").write_text(json.dumps({"router_type": "knn"}))
+    (tmp_path / "knn" / "run_args.json").write_text(json.dumps({"router_type": "knn"}))
     assert cost.score_kind_of(tmp_path / "knn") == "identity"
     (tmp_path / "run" / "fold_0").mkdir(parents=True)
     (tmp_path / "run" / "run_args.json").write_text(json.dumps({"loss_type": "BCE"}))
@@ -503,5 +503,5 @@ def test_score_kind_of_defaults_and_errors(tmp_path, caplog):
     with pytest.raises(DataError) as error:
         cost.score_kind_of(tmp_path / "nothing")
     assert str(error.value) == (f"{tmp_path / 'nothing'}: neither a trained router (router_config.json, "
-                                f"run_args.json) nor a baseline run (config.json with router_type); cannot tell how "
+                                f"run_args.json) nor a baseline run (run_args.json with router_type); cannot tell how "
                                 f"to read its scores.")
