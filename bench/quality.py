@@ -44,7 +44,6 @@ import argparse
 import concurrent.futures
 import inspect
 import itertools
-import json
 import logging
 import os
 import shlex

@@ -21,7 +21,6 @@ import dataclasses
 import inspect
 import logging
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np

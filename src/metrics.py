@@ -8,32 +8,32 @@ the oracle and random routing.
 
 The families' conventions (checked against the official code, read with the search tool):
 
-* ``alpaca_eval_lc``, AlpacaEval 2 (alpaca_eval ``metrics/helpers.py`` and ``metrics/glm_winrate.py``): raw ``win_rate`` =
-  100 * mean(preference - 1); ``standard_error`` = 100 * the standard error of the mean of
-  (preference - 1) with ddof 1 (pandas ``sem``); ``n_wins`` / ``n_wins_base`` count preference - 1 above /
-  below 0.5, ``n_draws`` counts preference == 1.5; ``discrete_win_rate`` = 100 * (n_wins + n_draws / 2) /
-  n_total. A preference of 0 (the older encoding of a draw) reads as 1.5; a null preference (no verdict) is left
-  out of all of these (``n_total`` counts the judged answers, ``n_unjudged`` the others) and out of the LC fit,
-  whose prediction still covers every instruction, as ``describe_head2head`` and ``glm_winrate`` do.
-  ``length_controlled_winrate`` is the GLM of ``utils.alpaca_lc``: the official function when
-  available (``lc_method = "alpaca_eval"``), otherwise our offline fit with the instruction difficulty
-  either given (``"offline_glm_annotations"``, e.g. from :func:`fit_alpaca_difficulty`) or fitted on the
-  candidates' own annotations in the records (``"offline_glm_candidates"``).
-* ``arena_hard_bt``, ArenaHard (arena-hard-auto v0.1 ``show_result.py``): each game becomes battles against gpt-4-0314; in
-  game 1 the baseline is A and the candidate B, in game 2 the reverse. A strong verdict (``>>``) counts 3
-  battles, a weak one 1, a tie 1 tie. A game without a verdict (None) counts as a strong win for the
-  baseline (3 battles lost), as this project's specification sets; arena-hard-auto v0.1's code gives such a
-  game weight 0 instead (9 of the released games); the verdict tables are ``data.benchmarks.ARENA_*``. Ratings
-  come from a Bradley-Terry logistic fit (scale 400, base 10, the baseline anchored at 1000, ties counted as half a win each way); with two players the maximum-likelihood rating
-  gap gives exactly the router's share of battle points, ``(wins + ties / 2) / battles``, so
-  ``win_rate = 100 / (1 + 10 ** ((1000 - elo) / 400))`` equals that share. ``ci95`` follows the official
-  bootstrap: 100 resamples of the battles with replacement (seed 42), 2.5 and 97.5 percentiles.
-* ``mt_bench``, MT-Bench (FastChat ``llm_judge/show_result.py``, ``display_result_single``): judgments whose score is -1
-  (the judge's output could not be parsed) are dropped (``df[df["score"] != -1]``) before any mean;
-  ``turn1`` / ``turn2`` are the means over the remaining scores of each turn and the headline
-  ``mean_score`` is the mean over all remaining turn scores (not the mean of the two turn means). An answer whose
-  two turns are both -1 thus counts nowhere in the metric (its routing score is ``MT_BENCH_UNJUDGED_SCORE`` of
-  ``data.benchmarks``).
+* ``alpaca_eval_lc``, AlpacaEval 2 (alpaca_eval ``metrics/helpers.py`` and ``metrics/glm_winrate.py``): raw
+  ``win_rate`` = 100 * mean(preference - 1); ``standard_error`` = 100 * the standard error of the mean of
+  (preference - 1) with ddof 1 (pandas ``sem``); ``n_wins`` / ``n_wins_base`` count preference - 1 above / below
+  0.5, ``n_draws`` counts preference == 1.5; ``discrete_win_rate`` = 100 * (n_wins + n_draws / 2) / n_total. A
+  preference of 0 (the older encoding of a draw) reads as 1.5; a null preference (no verdict) is left out of all of
+  these (``n_total`` counts the judged answers, ``n_unjudged`` the others) and out of the LC fit, whose prediction
+  still covers every instruction, as ``describe_head2head`` and ``glm_winrate`` do. ``length_controlled_winrate`` is
+  the GLM of ``utils.alpaca_lc``: the official function when available (``lc_method = "alpaca_eval"``), otherwise
+  our offline fit with the instruction difficulty either given (``"offline_glm_annotations"``, e.g. from
+  :func:`fit_alpaca_difficulty`) or fitted on the candidates' own annotations in the records
+  (``"offline_glm_candidates"``).
+* ``arena_hard_bt``, ArenaHard (arena-hard-auto v0.1 ``show_result.py``): each game becomes battles against
+  gpt-4-0314; in game 1 the baseline is A and the candidate B, in game 2 the reverse. A strong verdict (``>>``)
+  counts 3 battles, a weak one 1, a tie 1 tie. A game without a verdict (None) counts as a strong win for the
+  baseline (3 battles lost), as this project's specification sets; arena-hard-auto v0.1's code gives such a game
+  weight 0 instead (9 of the released games); the verdict tables are ``data.benchmarks.ARENA_*``. Ratings come from
+  a Bradley-Terry logistic fit (scale 400, base 10, the baseline anchored at 1000, ties counted as half a win each
+  way); with two players the maximum-likelihood rating gap gives exactly the router's share of battle points,
+  ``(wins + ties / 2) / battles``, so ``win_rate = 100 / (1 + 10 ** ((1000 - elo) / 400))`` equals that share.
+  ``ci95`` follows the official bootstrap: 100 resamples of the battles with replacement (seed 42), 2.5 and 97.5
+  percentiles.
+* ``mt_bench``, MT-Bench (FastChat ``llm_judge/show_result.py``, ``display_result_single``): judgments whose score
+  is -1 (the judge's output could not be parsed) are dropped (``df[df["score"] != -1]``) before any mean; ``turn1``
+  / ``turn2`` are the means over the remaining scores of each turn and the headline ``mean_score`` is the mean over
+  all remaining turn scores (not the mean of the two turn means). An answer whose two turns are both -1 thus counts
+  nowhere in the metric (its routing score is ``MT_BENCH_UNJUDGED_SCORE`` of ``data.benchmarks``).
 * ``accuracy``, GSM8k, MATH, HumanEval, MBPP: ``accuracy`` = 100 * mean(score).
 """
 from __future__ import annotations

@@ -72,9 +72,14 @@ def read_run_config(path: str, stage: str) -> dict:
             from None
     try:
         config = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as error:
-        raise SystemExit(f"error: --config {path}: not valid {'JSON' if path.endswith('.json') else 'YAML'} "
-                         f"({error}). Fix the file.") from None
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"error: --config {path}, line {error.lineno}, column {error.colno}: not valid JSON "
+                         f"({error.msg}). Fix the file.") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SystemExit(f"error: --config {path}{where}: not valid YAML ({getattr(error, 'problem', None) or error})"
+                         f". Fix the file.") from None
     if not isinstance(config, dict):
         raise SystemExit(f"error: --config {path}: expected a mapping of flag names to values, got "
                          f"{type(config).__name__}. Write one `flag: value` per line.")
@@ -355,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     stage, args = parse_args(sys.argv[1:] if argv is None else argv)
     setup_logging(args)
     logger.info("python src/train.py %s", " ".join(sys.argv[1:] if argv is None else argv))
-    if args.should_save:  # the run's arguments: `python src/train.py <stage> --config <output_dir>/run_args.json` reruns it
+    if args.should_save:  # `python src/train.py <stage> --config <output_dir>/run_args.json` runs it again
         runs.write_metadata(args.output_dir, {"stage": stage, **json.loads(args.to_json_string())})
     trainer_class = STAGES[stage][1]
     try:

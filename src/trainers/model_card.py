@@ -47,7 +47,8 @@ def model_card(folder: str | Path, stage: str, model_config, args) -> str:
              f"| stage | `{stage}` |",
              f"| backbone | `{backbone}` |",
              f"| candidates, in output order | {', '.join(f'`{c}`' for c in model_config.candidate_llms)} |",
-             f"| routing loss | `{model_config.loss_type}` (score normalisation `{model_config.score_normalization}`) |",
+             f"| routing loss | `{model_config.loss_type}` (per-query score normalisation "
+             f"`{model_config.score_normalization}`) |",
              f"| training sets | {', '.join(f'`{s}`' for s in args.train_datasets)} (data: `{args.data_dir}`) |",
              f"| longest input | {model_config.max_seq_length} tokens |"]
     if args.cross_fit_folds:
@@ -63,9 +64,9 @@ def model_card(folder: str | Path, stage: str, model_config, args) -> str:
         summary = read_json(path)
         benchmarks = [name for name, value in summary.items() if isinstance(value, dict) and "score" in value]
         merged = path.parent != folder
-        lines += [f"Test benchmarks ({'`../metrics.json`, the merged cross-fit folds' if merged else '`metrics.json`'}"
-                  f"): headline score, the best "
-                  f"single candidate's, the oracle's and gap_closed = (router − best fixed) / (oracle − best fixed).",
+        source = "`../metrics.json`, the merged cross-fit folds" if merged else "`metrics.json`"
+        lines += [f"Test benchmarks ({source}): headline score, the best single candidate's, the oracle's and "
+                  f"gap_closed = (router − best fixed) / (oracle − best fixed).",
                   "", "| benchmark | router | best fixed | oracle | gap_closed |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {_number(summary[name]['score'])} | {_number(summary[name].get('best_fixed'))} | "
                   f"{_number(summary[name].get('oracle'))} | {_number(summary[name].get('gap_closed'))} |"

@@ -17,8 +17,10 @@ of training), else the latest ``checkpoint-*/trainer_state.json`` (a run still i
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -101,10 +103,17 @@ def plot_training_curves(histories: dict[str, list[dict]], path: str | Path, tit
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    temporary.replace(path)
+    # A unique temporary name: the folds of a cross-fit run, trained in parallel, plot the same run folder.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
+    os.close(fd)
+    try:
+        figure.savefig(temporary, dpi=100)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(temporary):
+            os.unlink(temporary)
     return path
 
 
