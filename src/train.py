@@ -53,7 +53,7 @@ from trainers import STAGES, RouterConfig, RouterTrainer
 from trainers.base import train_slice_bounds
 from trainers.callbacks import LogToFile
 from trainers.model_card import write_model_card
-from utils.io import DataError, read_json, write_json
+from utils.io import DataError, read_json, read_text, write_json
 from utils.plots import plot_run
 
 logger = logging.getLogger("lookahead")
@@ -66,15 +66,9 @@ def read_run_config(path: str, stage: str) -> dict:
     placeholders ``TrainingArguments`` writes for secret tokens (``"<HUB_TOKEN>"``) are left out. SystemExit naming
     the file, and the line of a syntax error, otherwise."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise SystemExit(f"error: --config {path}: cannot read it ({error.strerror}). Pass a YAML or JSON file.") \
-            from None
-    try:
-        config = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except json.JSONDecodeError as error:
-        raise SystemExit(f"error: --config {path}, line {error.lineno}, column {error.colno}: not valid JSON "
-                         f"({error.msg}). Fix the file.") from None
+        config = read_json(path) if path.endswith(".json") else yaml.safe_load(read_text(path))
+    except (DataError, FileNotFoundError) as error:  # unreadable, not UTF-8 or malformed JSON: file and line named
+        raise SystemExit(f"error: --config: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -398,17 +398,20 @@ def test_a_config_file_sets_the_flags_and_the_command_line_overrides_it(tmp_path
     assert (args.learning_rate, args.cross_fit_folds) == (2e-5, 2)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("learning_rate: [1", r"run.yaml, line 1, column 18: not valid YAML"),
-    ("- 1\n- 2\n", "run.yaml: expected a mapping of flag names to values, got list"),
-    ("stage: causal\n", r"run.yaml: field 'stage' is 'causal', but the command trains 'sc'"),
-    ("learning_rat: 1e-5\n", r"run.yaml: \['learning_rat'\] are not flags of stage 'sc'"),
-    ("loss_type: Hinge\n", "loss_type"),
+@pytest.mark.parametrize("name, text, message", [
+    ("run.yaml", "learning_rate: [1", r"run.yaml, line 1, column 18: not valid YAML"),
+    ("run.json", '{"learning_rate": 1e-5,\n', r"run.json, line 2: malformed JSON"),
+    ("run.yaml", None, r"run.yaml \(nor run.yaml.gz\) not found"),
+    ("run.yaml", "- 1\n- 2\n", "run.yaml: expected a mapping of flag names to values, got list"),
+    ("run.yaml", "stage: causal\n", r"run.yaml: field 'stage' is 'causal', but the command trains 'sc'"),
+    ("run.yaml", "learning_rat: 1e-5\n", r"run.yaml: \['learning_rat'\] are not flags of stage 'sc'"),
+    ("run.yaml", "loss_type: Hinge\n", "loss_type"),
 ])
-def test_a_bad_config_file_is_named(tmp_path, text, message, capsys):
-    (tmp_path / "run.yaml").write_text(text)
+def test_a_bad_config_file_is_named(tmp_path, name, text, message, capsys):
+    if text is not None:
+        (tmp_path / name).write_text(text)
     with pytest.raises(SystemExit) as error:
-        train.main(["sc", "--config", str(tmp_path / "run.yaml"), "--output_dir", str(tmp_path / "out")])
+        train.main(["sc", "--config", str(tmp_path / name), "--output_dir", str(tmp_path / "out")])
     assert re.search(message, str(error.value) + capsys.readouterr().err)
     assert not (tmp_path / "out" / "train.log").exists()
 
