@@ -270,4 +270,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    try:
+        main()
+    except (DataError, FileNotFoundError) as error:  # bad input: say what and where, without a traceback
+        raise SystemExit(f"error: {error}") from None

@@ -175,5 +175,6 @@ def combine_results(run_dirs: Sequence[str | Path]) -> str:
     """One table (``metrics.format_table``) with a row per run folder, named by ``run_name``."""
     results = {}
     for folder in run_dirs:
-        results[run_name(read_metadata(folder), folder)] = read_json(Path(folder) / METRICS)
+        name = run_name(read_metadata(folder), folder)
+        results[name] = read_json(Path(folder) / METRICS)
     return metrics.format_table(results)
