@@ -1,5 +1,5 @@
 """The run folder: what an evaluation (``src/eval_baseline.py``) or a training run (``src/train.py``) writes, and
-how every reader (``src/report.py``, ``bench/quality.py``, ``cost``) reads it back.
+how its readers (``src/report.py``, ``bench/quality.py``) read it back.
 
     <run>/run_args.json                  the run's one metadata file: ``run_name`` and the arguments it ran with
                                          (train.py: ``stage`` and the stage's config, which ``--config`` reads

@@ -1,10 +1,12 @@
 """Train a router, keep its best checkpoint on the validation set, and route the test benchmarks.
 
-    python src/train.py <stage> [--flags]      stage: mask_concat | causal | sc | gt_responses
+    python src/train.py <stage> [--config run.yaml] [--flags]      stage: mask_concat | causal | sc | gt_responses
 
 Flags: the stage's config (``trainers.STAGES``; ``python src/train.py <stage> --help``), which includes every
 ``TrainingArguments`` flag (--learning_rate, --num_train_epochs, --per_device_train_batch_size, --eval_steps,
---save_steps, --bf16, --deepspeed, --gradient_checkpointing, --seed, ...).
+--save_steps, --bf16, --deepspeed, --gradient_checkpointing, --seed, --report_to tensorboard, --push_to_hub, ...).
+``--config`` reads them from a YAML or JSON file first (the flags on the command line win); the run's
+``run_args.json`` is such a file, so ``--config <run>/run_args.json`` runs the same experiment again.
 
 * Data: --train_datasets entries are ``<set>/<score dir>`` under ``<data_dir>/train`` (the paper's form). The
   "train" split of every set (queries not in its eval_ids.json, cut to --train_slice) is the training pool,
@@ -13,13 +15,14 @@ Flags: the stage's config (``trainers.STAGES``; ``python src/train.py <stage> --
   benchmark is read and checked before any training.
 * --do_train (default on): train and save the router in --output_dir; with --do_train False the router
   already saved there is loaded instead.
-* --do_predict (default on): route every --test_datasets benchmark and write, in --output_dir,
-  ``test_predictions/<benchmark>.json`` (list of {prompt_id, router_scores [k], choice}), ``metrics.json``
-  (``metrics.summarize`` of ``metrics.evaluate`` per benchmark) and ``results.md`` (``metrics.format_table``,
-  also printed).
+* --do_predict (default on): route every --test_datasets benchmark and write the run folder (``runs``) in
+  --output_dir: ``test_predictions/<benchmark>.json`` (list of {prompt_id, router_scores [k], choice, fold}),
+  ``metrics.json`` (``metrics.evaluate_benchmarks``) and ``results.md`` (``metrics.format_table``, also printed).
+* Every router folder gets its model card ``README.md`` (``trainers.model_card``); --push_to_hub uploads the
+  router with it through the Trainer (not with --cross_fit_folds).
 * --cross_fit_folds K: K routers in ``fold_<f>/``; router f trains on the training pool plus the benchmark
-  records outside fold f and routes the records in fold f (``data.cross_fit``); the merged predictions
-  are scored on the full benchmarks.
+  records outside fold f and routes the records in fold f (``data.cross_fit.cross_fit_predict``); the merged
+  predictions are scored on the full benchmarks.
 * --resume_from_checkpoint PATH, or ``last-checkpoint`` for the newest complete checkpoint in the output folder
   (one a kill interrupted while it was being written is skipped, with a warning; per fold with cross-fitting;
   folds whose predictions are written are kept as they are).
@@ -32,6 +35,7 @@ and ``training_curves.png`` (``utils.plots``; with cross-fitting the top folder'
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import random
@@ -92,7 +96,8 @@ def parse_args(argv: list[str]) -> tuple[str, RouterConfig]:
     if not argv or argv[0] not in STAGES:
         raise SystemExit(usage)
     stage, flags = argv[0], list(argv[1:])
-    parser = HfArgumentParser(STAGES[stage][0])
+    config_class = STAGES[stage][0]
+    parser = HfArgumentParser(config_class)
     if "--config" in flags or any(flag.startswith("--config=") for flag in flags):
         at = next(i for i, flag in enumerate(flags) if flag == "--config" or flag.startswith("--config="))
         if flags[at] == "--config" and at + 1 == len(flags):
@@ -100,14 +105,11 @@ def parse_args(argv: list[str]) -> tuple[str, RouterConfig]:
         path = flags[at].split("=", 1)[1] if "=" in flags[at] else flags[at + 1]
         del flags[at:at + (1 if "=" in flags[at] else 2)]
         config = read_run_config(path, stage)
-        known = {action.dest: action for action in parser._actions}
-        unknown = sorted(set(config) - set(known))
+        unknown = sorted(set(config) - {field.name for field in dataclasses.fields(config_class) if field.init})
         if unknown:
             raise SystemExit(f"error: --config {path}: {unknown} are not flags of stage {stage!r}. Remove them "
                              f"(`python src/train.py {stage} --help` lists the flags).")
-        for name in config:
-            known[name].required = False  # given by the file
-        parser.set_defaults(**config)
+        parser.set_defaults(**config)  # every flag has a default, so none is required
     try:
         (args,) = parser.parse_args_into_dataclasses(flags)
     except (ModuleNotFoundError, ValueError) as error:  # a bad value, or a flag whose optional package is missing
