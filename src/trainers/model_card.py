@@ -57,8 +57,10 @@ def model_card(folder: str | Path, stage: str, model_config, args) -> str:
     lines += ["", "## Metrics", ""]
     if (folder / "eval_results.json").exists():
         results = read_json(folder / "eval_results.json")
+        quality = {name: value for name, value in sorted(results.items())
+                   if not name.endswith(("_runtime", "_per_second"))}  # not the evaluation's speed
         lines += ["Validation (the kept checkpoint, `eval_results.json`): "
-                  + ", ".join(f"{name} {_number(value)}" for name, value in sorted(results.items())) + ".", ""]
+                  + ", ".join(f"{name} {_number(value)}" for name, value in quality.items()) + ".", ""]
     path = _test_metrics(folder)
     if path:
         summary = read_json(path)
