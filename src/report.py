@@ -226,8 +226,9 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
         "# Routing report\n",
         "Runs: " + "; ".join(f"{run.name} (`{run.folder}`)" for run in runs) + ".\n",
         "## Benchmark scores\n",
-        "Headline scores as each run's metrics.json records them ("
-        + "; ".join(f"{name}: {BENCHMARKS[name].headline}" for name in BENCHMARKS
+        "Headline scores as each run's metrics.json records them (per benchmark: the headline metric, and the "
+        "per-query score the routers learn and the oracle maximises: "
+        + "; ".join(f"{name}: {BENCHMARKS[name].headline}, {BENCHMARKS[name].score}" for name in BENCHMARKS
                     if any(name in run.metrics for run in runs)) + ").\n",
         metrics.format_table({run.name: run.metrics for run in runs}),
         "## Cost-aware routing\n",

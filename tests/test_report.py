@@ -64,6 +64,7 @@ def test_report_tables_curves_and_plots(tmp_path, data_dir, config):
     path = report.write_report([baseline, fixed, trained], out, config)
     text = path.read_text()
     assert "| knn | 100.00 |" in text and "| fixed: B | 50.00 |" in text and "| lookahead | 100.00 |" in text
+    assert "GSM8k: accuracy, correct (1/0))" in text  # the registry's words for the headline and the routing score
 
     # Costs (per 1,000 queries): the answers have 1 character (0.25 tokens): A costs in + 0.25, B in + 2.5.
     # The zero router's hull is flat at 50 (A is cheaper and as good). The routers reach 100% at the mean
