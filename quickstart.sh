@@ -37,9 +37,5 @@ if [ "$status" -ne 0 ]; then
     exit "$status"
 fi
 
-python - $OUT/baselines/{oracle,fixed_0,fixed_1,fixed_2,fixed_3,fixed_4,random_seed0} $OUT/lookahead_mlm <<'PY'
-import sys
-sys.path.insert(0, "src")
-from eval_baseline import combine_results
-print(combine_results(sys.argv[1:]), end="")
-PY
+python src/report.py combine $OUT/baselines/{oracle,fixed_0,fixed_1,fixed_2,fixed_3,fixed_4,random_seed0} \
+    $OUT/lookahead_mlm

@@ -44,7 +44,6 @@ import argparse
 import concurrent.futures
 import inspect
 import itertools
-import json
 import logging
 import os
 import shlex
@@ -64,6 +63,7 @@ from data import BENCHMARKS, PAPER_CANDIDATES, load_benchmark, load_train_set, r
 from eval_baseline import predict  # noqa: E402
 from model.backbones import cache_dir  # noqa: E402
 from routers import build_router, router_class  # noqa: E402
+from runs import METRICS, has_predictions, read_predictions  # noqa: E402
 from utils.cli import default_data_dir  # noqa: E402
 from utils.io import DataError, atomic_write_text, read_json, write_json  # noqa: E402
 
@@ -196,7 +196,7 @@ class Study:
         write_json(record, flags)
 
     def fold_done(self, run_dir: Path, fold: int) -> bool:
-        return all((run_dir / f"fold_{fold}" / "test_predictions" / f"{name}.json").exists() for name in self.test_sets)
+        return has_predictions(run_dir / f"fold_{fold}", self.test_sets)
 
     def run_trained(self, routers: dict[str, dict], merge: bool = True) -> None:
         """Train every missing (router, seed, fold): with ``jobs`` > 1 as that many ``src/train.py`` processes at a
@@ -238,7 +238,7 @@ class Study:
                 future.result()
         for name in routers if merge else []:
             for seed in self.row_seeds(name):
-                if not (self.run_dir(name, seed) / "metrics.json").exists():
+                if not (self.run_dir(name, seed) / METRICS).exists():
                     train.main(self.train_command(routers[name], seed, self.run_dir(name, seed), None)[2:])
 
     def row_seeds(self, name: str) -> list[int]:
@@ -249,7 +249,7 @@ class Study:
         runs = []
         for seed in self.row_seeds(name):
             run_dir = self.run_dir(name, seed)
-            runs.append({bench: np.array([row["choice"] for row in read_json(run_dir / "test_predictions" / f"{bench}.json")])
+            runs.append({bench: np.array([row["choice"] for row in read_predictions(run_dir, bench)])
                          for bench in self.test_sets})
         return runs
 

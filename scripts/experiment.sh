@@ -28,7 +28,7 @@ experiment_output_dir() {
     hyperparameters+="_s${SEED}"
     train=$(for name in ${TRAIN_SETS//,/ }; do name="${name%/}"; basename "${name%/*}"; done | paste -sd+)
     config=$([ "$CROSS_FIT_FOLDS" -gt 0 ] && echo "cf${CROSS_FIT_FOLDS}" || echo "no_cf")
-    [ "${TEST_SETS//,/ }" != "AlpacaEval ArenaHard MT-Bench GSM8k MATH HumanEval MBPP" ] && config+="_$(echo ${TEST_SETS//,/ } | tr ' ' '+')"
+    [ -n "$TEST_SETS" ] && config+="_$(echo ${TEST_SETS//,/ } | tr ' ' '+')"  # empty: every benchmark
     model="${MODEL_PATH%/}"; model="${model##*[:/]}"
     echo "output/${train}/${config}/${model}/${method}/${hyperparameters}"
 }
@@ -50,7 +50,7 @@ launch_training() {
         --backbone_name_or_path "$MODEL_PATH"
         --data_dir "$DATA_DIR"
         --train_datasets ${TRAIN_SETS//,/ }
-        --test_datasets ${TEST_SETS//,/ }
+        ${TEST_SETS:+--test_datasets ${TEST_SETS//,/ }}
         --candidate_llms ${CANDIDATE_LLMS//,/ }
         --loss_type "$LOSS_TYPE"
         --max_length "$MAX_LENGTH"

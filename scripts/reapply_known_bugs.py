@@ -21,11 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # name: (file, text, replacement, tests that must fail)
 BUGS: dict[str, tuple[str, str, str, list[str]]] = {
     "cross-fit leak: each fold also trains on its own records": (
-        "src/train.py",
-        "        pool, in_fold = cross_fit_pools(train_records, benchmarks, fold, folds)\n",
-        "        pool, in_fold = cross_fit_pools(train_records, benchmarks, fold, folds); "
+        "src/data/cross_fit.py",
+        "        pool, in_fold = cross_fit_pools(train_records, benchmarks, fold, k)\n",
+        "        pool, in_fold = cross_fit_pools(train_records, benchmarks, fold, k); "
         "pool = pool + [r for rows in in_fold.values() for r in rows]\n",
-        ["tests/test_train.py::test_cross_fit_folds_never_train_or_validate_on_their_own_records"]),
+        ["tests/test_train.py::test_cross_fit_folds_never_train_or_validate_on_their_own_records",
+         "tests/test_runs.py::test_cross_fit_predict_merges_the_folds_in_record_order"]),
     "best_fixed = the first candidate": (
         "src/metrics.py", "    best_fixed = max(fixed)\n", "    best_fixed = fixed[0]\n",
         ["tests/test_metrics.py::test_evaluate_best_fixed_is_the_best_candidate_not_the_first"]),

@@ -11,9 +11,9 @@ Routers that learn from data are fitted on the training sets; with ``--cross_fit
 is also split into K folds by prompt (``data.cross_fit``), and fold f is predicted by a router trained on
 the training sets plus the other folds of every benchmark. Metrics are computed on the full benchmarks.
 
-Writes to ``output_dir``: ``test_predictions/<benchmark>.json`` (per query: prompt_id, router_scores,
-choice, fold), ``metrics.json`` (``metrics.summarize``), ``results.md`` (``metrics.format_table``, one row)
-and ``config.json`` (run name, router and arguments); prints the table.
+Writes the run folder ``output_dir`` (``runs``): ``test_predictions/<benchmark>.json`` (per query: prompt_id,
+router_scores, choice, fold), ``metrics.json``, ``results.md`` (one row) and ``run_args.json`` (run name, router
+type, router arguments and the ``EvalArguments``); prints the table.
 """
 from __future__ import annotations
 
@@ -21,18 +21,16 @@ import dataclasses
 import inspect
 import logging
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-import metrics
+import runs
 from args import EvalArguments
 from data import load_benchmark, load_train_sets
-from data.cross_fit import cross_fit_pools
-from model.backbones import cache_dir
-from routers import Router, build_router, choose, router_class
-from utils.io import DataError, atomic_write_text, read_json, writable_dir, write_json
+from data.cross_fit import check_unique_ids, cross_fit_predict
+from routers import Router, build_router, router_class
+from utils.io import writable_dir
 
 logger = logging.getLogger("eval_baseline")
 
@@ -48,36 +46,21 @@ def route_examples(router: Router, examples: Sequence[dict]) -> np.ndarray:
                         scores=[example["scores"] for example in examples] if router.needs_scores else None)
 
 
-def prediction_rows(examples: Sequence[dict], router_scores: np.ndarray, fold: int | None) -> list[dict]:
-    return [{"prompt_id": example["prompt_id"], "router_scores": [float(s) for s in row],
-             "choice": int(choice), "fold": fold}
-            for example, row, choice in zip(examples, router_scores, choose(router_scores))]
-
-
-def cross_fit_predict(make_router: Callable[[], Router], train_examples: list[dict],
-                      test_sets: dict[str, list[dict]], folds: int) -> dict[str, list[dict]]:
-    """Predictions per benchmark (in benchmark order), each fold routed by a router fitted without it."""
-    by_id: dict[str, dict[str, dict]] = {name: {} for name in test_sets}
-    for fold in range(folds):
-        train_pool, fold_sets = cross_fit_pools(train_examples, test_sets, fold, folds)
-        started = time.perf_counter()
-        router = make_router().fit(train_pool)
-        logger.info("fold %d/%d: fitted on %d examples in %.1fs", fold + 1, folds, len(train_pool),
-                    time.perf_counter() - started)
-        for name, in_fold in fold_sets.items():
-            if in_fold:
-                for row in prediction_rows(in_fold, route_examples(router, in_fold), fold):
-                    by_id[name][row["prompt_id"]] = row
-    return {name: [by_id[name][example["prompt_id"]] for example in examples]
-            for name, examples in test_sets.items()}
-
-
 def predict(make_router: Callable[[], Router], train_examples: list[dict], test_sets: dict[str, list[dict]],
             folds: int) -> dict[str, list[dict]]:
-    """Predictions per benchmark: cross-fitted when the router learns and ``folds`` >= 2."""
+    """Predictions per benchmark (``runs.prediction_rows``, in benchmark order): cross-fitted
+    (``data.cross_fit.cross_fit_predict``) when the router learns and ``folds`` >= 2."""
     router = make_router()
     if router.learns_from_data and folds >= 2:
-        return cross_fit_predict(make_router, train_examples, test_sets, folds)
+        def predict_fold(fold: int, pool: list[dict], in_fold: dict[str, list[dict]]) -> dict[str, list[dict]]:
+            started = time.perf_counter()
+            fitted = make_router().fit(pool)
+            logger.info("fold %d/%d: fitted on %d examples in %.1fs", fold + 1, folds, len(pool),
+                        time.perf_counter() - started)
+            return {name: runs.prediction_rows(records, route_examples(fitted, records), fold)
+                    for name, records in in_fold.items() if records}
+
+        return cross_fit_predict(train_examples, test_sets, folds, predict_fold)
     if router.learns_from_data:
         if not train_examples:
             raise ValueError(f"{type(router).__name__} learns from data but has none: pass --train_datasets "
@@ -85,23 +68,8 @@ def predict(make_router: Callable[[], Router], train_examples: list[dict], test_
         router.fit(train_examples)
     elif folds >= 2:
         logger.info("%s learns nothing; cross-fitting skipped", type(router).__name__)
-    return {name: prediction_rows(examples, route_examples(router, examples), None)
+    return {name: runs.prediction_rows(examples, route_examples(router, examples))
             for name, examples in test_sets.items()}
-
-
-def check_unique_ids(name: str, examples: list[dict]) -> None:
-    seen = set()
-    for example in examples:
-        if example["prompt_id"] in seen:
-            raise DataError(f"{name}: prompt_id {example['prompt_id']!r} appears twice; predictions are keyed "
-                            f"by prompt_id, so make the ids unique.")
-        seen.add(example["prompt_id"])
-
-
-def default_run_name(router_type: str, router_kwargs: dict) -> str:
-    if not router_kwargs:
-        return router_type
-    return f"{router_type}(" + ", ".join(f"{key}={value}" for key, value in sorted(router_kwargs.items())) + ")"
 
 
 def main(router_type: str, run_name: str | None = None, data_dir: str | None = None,
@@ -115,14 +83,14 @@ def main(router_type: str, run_name: str | None = None, data_dir: str | None = N
     args = EvalArguments(**{key: value for key, value in given.items() if value is not None})
     if "seed" in inspect.signature(router_class(router_type)).parameters:
         router_kwargs["seed"] = args.seed
-    run_name = run_name or default_run_name(router_type, router_kwargs)
+    run_name = run_name or runs.router_run_name(router_type, router_kwargs)
     build_router(router_type, **router_kwargs)  # fail on bad router arguments before loading any data
     output = writable_dir(args.output_dir, "--output_dir")  # and on an output folder that cannot take the results
 
     started = time.perf_counter()
     test_sets = {name: load_benchmark(name, args.data_dir, args.candidate_llms) for name in args.test_datasets}
     for name, examples in test_sets.items():
-        check_unique_ids(name, examples)
+        check_unique_ids(name, examples)  # before any routing: predictions are keyed by prompt_id
     train_examples = load_train_sets(args.train_sets(), args.candidate_llms, split=args.train_split)
     logger.info("loaded %s and %d training examples in %.1fs",
                 ", ".join(f"{name} ({len(examples)})" for name, examples in test_sets.items()),
@@ -133,32 +101,10 @@ def main(router_type: str, run_name: str | None = None, data_dir: str | None = N
                           args.cross_fit_folds)
     logger.info("routed in %.1fs", time.perf_counter() - started)
 
-    summary = metrics.evaluate_benchmarks(
-        test_sets, {name: [row["choice"] for row in rows] for name, rows in predictions.items()},
-        args.data_dir, candidate_names=args.candidate_llms, cache_dir=cache_dir())
-    table = metrics.format_table({run_name: summary})
-
-    for name, rows in predictions.items():
-        write_json(output / "test_predictions" / f"{name}.json", rows, indent=None)
-    write_json(output / "metrics.json", summary)
-    write_json(output / "config.json", {"run_name": run_name, "router_type": router_type,
-                                        "router_kwargs": router_kwargs, **dataclasses.asdict(args)})
-    atomic_write_text(output / "results.md", table)
+    runs.write_metadata(output, {"run_name": run_name, "router_type": router_type, "router_kwargs": router_kwargs,
+                                 **dataclasses.asdict(args)})
+    table = runs.write_results(output, run_name, test_sets, predictions, args.data_dir, args.candidate_llms)
     print(table, end="")
-
-
-def combine_results(run_dirs: Sequence[str | Path]) -> str:
-    """One table (``metrics.format_table``) with a row per run folder: evaluation runs are named by their
-    config.json run_name, training runs (``src/train.py``) by their --run_name or else the folder name."""
-    results = {}
-    for run_dir in run_dirs:
-        run_dir = Path(run_dir)
-        if (run_dir / "config.json").exists():
-            name = read_json(run_dir / "config.json")["run_name"]
-        else:
-            name = read_json(run_dir / "run_args.json").get("run_name") or run_dir.name
-        results[name] = read_json(run_dir / "metrics.json")
-    return metrics.format_table(results)
 
 
 if __name__ == "__main__":

@@ -1,39 +1,40 @@
 """Benchmark metrics of a routing, each computed as its official scorer does.
 
 A routing is ``choices``: one chosen candidate index per record (records follow the contract in
-``data/__init__.py``). Every benchmark has a scorer class that reads its records once and then scores any
-number of routings quickly; :func:`evaluate` uses it for the router, every fixed candidate, the oracle and
-random routing.
+``data/__init__.py``). Every benchmark names its metric family in its registry entry
+(``data.BENCHMARKS[name].metric``, a key of ``METRICS``); :func:`benchmark_metric` builds it over the records once,
+and it then scores any number of routings quickly; :func:`evaluate` uses it for the router, every fixed candidate,
+the oracle and random routing.
 
-Conventions (checked against the official code, read with the search tool):
+The families' conventions (checked against the official code, read with the search tool):
 
-* AlpacaEval 2 (alpaca_eval ``metrics/helpers.py`` and ``metrics/glm_winrate.py``): raw ``win_rate`` =
-  100 * mean(preference - 1); ``standard_error`` = 100 * the standard error of the mean of
-  (preference - 1) with ddof 1 (pandas ``sem``); ``n_wins`` / ``n_wins_base`` count preference - 1 above /
-  below 0.5, ``n_draws`` counts preference == 1.5; ``discrete_win_rate`` = 100 * (n_wins + n_draws / 2) /
-  n_total. A preference of 0 (the older encoding of a draw) reads as 1.5; a null preference (no verdict) is left
-  out of all of these (``n_total`` counts the judged answers, ``n_unjudged`` the others) and out of the LC fit,
-  whose prediction still covers every instruction, as ``describe_head2head`` and ``glm_winrate`` do.
-  ``length_controlled_winrate`` is the GLM of ``utils.alpaca_lc``: the official function when
-  available (``lc_method = "alpaca_eval"``), otherwise our offline fit with the instruction difficulty
-  either given (``"offline_glm_annotations"``, e.g. from :func:`fit_alpaca_difficulty`) or fitted on the
-  candidates' own annotations in the records (``"offline_glm_candidates"``).
-* ArenaHard (arena-hard-auto v0.1 ``show_result.py``): each game becomes battles against gpt-4-0314; in
-  game 1 the baseline is A and the candidate B, in game 2 the reverse. A strong verdict (``>>``) counts 3
-  battles, a weak one 1, a tie 1 tie. A game without a verdict (None) counts as a strong win for the
-  baseline (3 battles lost), as this project's specification sets; arena-hard-auto v0.1's code gives such a
-  game weight 0 instead (9 of the released games). Ratings come from a Bradley-Terry logistic fit (scale 400, base 10, the baseline
-  anchored at 1000, ties counted as half a win each way); with two players the maximum-likelihood rating
-  gap gives exactly the router's share of battle points, ``(wins + ties / 2) / battles``, so
-  ``win_rate = 100 / (1 + 10 ** ((1000 - elo) / 400))`` equals that share. ``ci95`` follows the official
-  bootstrap: 100 resamples of the battles with replacement (seed 42), 2.5 and 97.5 percentiles.
-* MT-Bench (FastChat ``llm_judge/show_result.py``, ``display_result_single``): judgments whose score is -1
-  (the judge's output could not be parsed) are dropped (``df[df["score"] != -1]``) before any mean;
-  ``turn1`` / ``turn2`` are the means over the remaining scores of each turn and the headline
-  ``mean_score`` is the mean over all remaining turn scores (not the mean of the two turn means). An answer whose
-  two turns are both -1 thus counts nowhere in the metric (its routing score is ``MT_BENCH_UNJUDGED_SCORE`` of
-  ``data.benchmarks``).
-* GSM8k, MATH, HumanEval, MBPP: ``accuracy`` = 100 * mean(score).
+* ``alpaca_eval_lc``, AlpacaEval 2 (alpaca_eval ``metrics/helpers.py`` and ``metrics/glm_winrate.py``): raw
+  ``win_rate`` = 100 * mean(preference - 1); ``standard_error`` = 100 * the standard error of the mean of
+  (preference - 1) with ddof 1 (pandas ``sem``); ``n_wins`` / ``n_wins_base`` count preference - 1 above / below
+  0.5, ``n_draws`` counts preference == 1.5; ``discrete_win_rate`` = 100 * (n_wins + n_draws / 2) / n_total. A
+  preference of 0 (the older encoding of a draw) reads as 1.5; a null preference (no verdict) is left out of all of
+  these (``n_total`` counts the judged answers, ``n_unjudged`` the others) and out of the LC fit, whose prediction
+  still covers every instruction, as ``describe_head2head`` and ``glm_winrate`` do. ``length_controlled_winrate`` is
+  the GLM of ``utils.alpaca_lc``: the official function when available (``lc_method = "alpaca_eval"``), otherwise
+  our offline fit with the instruction difficulty either given (``"offline_glm_annotations"``, e.g. from
+  :func:`fit_alpaca_difficulty`) or fitted on the candidates' own annotations in the records
+  (``"offline_glm_candidates"``).
+* ``arena_hard_bt``, ArenaHard (arena-hard-auto v0.1 ``show_result.py``): each game becomes battles against
+  gpt-4-0314; in game 1 the baseline is A and the candidate B, in game 2 the reverse. A strong verdict (``>>``)
+  counts 3 battles, a weak one 1, a tie 1 tie. A game without a verdict (None) counts as a strong win for the
+  baseline (3 battles lost), as this project's specification sets; arena-hard-auto v0.1's code gives such a game
+  weight 0 instead (9 of the released games); the verdict tables are ``data.benchmarks.ARENA_*``. Ratings come from
+  a Bradley-Terry logistic fit (scale 400, base 10, the baseline anchored at 1000, ties counted as half a win each
+  way); with two players the maximum-likelihood rating gap gives exactly the router's share of battle points,
+  ``(wins + ties / 2) / battles``, so ``win_rate = 100 / (1 + 10 ** ((1000 - elo) / 400))`` equals that share.
+  ``ci95`` follows the official bootstrap: 100 resamples of the battles with replacement (seed 42), 2.5 and 97.5
+  percentiles.
+* ``mt_bench``, MT-Bench (FastChat ``llm_judge/show_result.py``, ``display_result_single``): judgments whose score
+  is -1 (the judge's output could not be parsed) are dropped (``df[df["score"] != -1]``) before any mean; ``turn1``
+  / ``turn2`` are the means over the remaining scores of each turn and the headline ``mean_score`` is the mean over
+  all remaining turn scores (not the mean of the two turn means). An answer whose two turns are both -1 thus counts
+  nowhere in the metric (its routing score is ``MT_BENCH_UNJUDGED_SCORE`` of ``data.benchmarks``).
+* ``accuracy``, GSM8k, MATH, HumanEval, MBPP: ``accuracy`` = 100 * mean(score).
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ from typing import Sequence
 import numpy as np
 
 from data import BENCHMARKS
-from data.benchmarks import MT_BENCH_PARSE_FAILURE
+from data.benchmarks import (ARENA_BATTLES, ARENA_RESULT_AS_A, ARENA_RESULT_AS_B, ARENA_STRONG_BATTLES,
+                             MT_BENCH_PARSE_FAILURE)
 from utils import alpaca_lc
 from utils.io import DataError
 
@@ -53,17 +55,9 @@ RANDOM_DRAWS = 20
 RANDOM_SEED = 0
 BOOTSTRAP_ROUNDS = 100
 BOOTSTRAP_SEED = 42
-STRONG_VERDICT_BATTLES = 3
 ARENA_BASELINE_ELO = 1000.0
 ELO_SCALE = 400.0
 ELO_BASE = 10.0
-
-# A game's battles for the candidate, as (wins, losses, ties), given the verdict and the candidate's slot.
-_STRONG = STRONG_VERDICT_BATTLES
-_ARENA_BATTLES_AS_B = {"B>>A": (_STRONG, 0, 0), "B>A": (1, 0, 0), "A=B": (0, 0, 1), "A>B": (0, 1, 0),
-                       "A>>B": (0, _STRONG, 0)}
-_ARENA_BATTLES_AS_A = {"A>>B": (_STRONG, 0, 0), "A>B": (1, 0, 0), "A=B": (0, 0, 1), "B>A": (0, 1, 0),
-                       "B>>A": (0, _STRONG, 0)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -105,17 +99,23 @@ def _gather(matrix: np.ndarray, choices: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# Scorers: read the records once, score any routing
+# Metric families: read the records once, score any routing. ``data.BENCHMARKS[name].metric`` names a
+# benchmark's family in METRICS.
 # --------------------------------------------------------------------------------------------------
 
-class _Scorer:
-    """Base: ``headline(choices)`` is the benchmark's headline; ``metrics(choices)`` all its fields."""
+class BenchmarkMetric:
+    """Base: ``headline(choices)`` is the benchmark's headline; ``metrics(choices)`` all its fields.
 
-    benchmark = ""
+    Built with ``(benchmark name, records, alpaca_difficulty)``; only the families with
+    ``uses_alpaca_difficulty`` read the instruction difficulty (``fit_alpaca_difficulty``)."""
+
     headline_field = ""
     linear = False  # True when the headline is a fixed-weight mean of per-query values of the choice
+    uses_alpaca_difficulty = False
 
-    def __init__(self, examples: Sequence[dict]):
+    def __init__(self, benchmark: str, examples: Sequence[dict],
+                 alpaca_difficulty: alpaca_lc.InstructionDifficulty | None = None):
+        self.benchmark = benchmark
         self.n = len(examples)
         self.k = _n_candidates(examples, self.benchmark)
 
@@ -129,12 +129,16 @@ class _Scorer:
         raise NotImplementedError
 
 
-class _AlpacaEvalScorer(_Scorer):
-    benchmark = "AlpacaEval"
-    headline_field = "length_controlled_winrate"
+class AlpacaEvalMetric(BenchmarkMetric):
+    """AlpacaEval 2 against a reference model: the length-controlled win rate, the raw one and its counts."""
 
-    def __init__(self, examples: Sequence[dict], difficulty: alpaca_lc.InstructionDifficulty | None = None):
-        super().__init__(examples)
+    headline_field = "length_controlled_winrate"
+    uses_alpaca_difficulty = True
+
+    def __init__(self, benchmark: str, examples: Sequence[dict],
+                 alpaca_difficulty: alpaca_lc.InstructionDifficulty | None = None):
+        super().__init__(benchmark, examples)
+        difficulty = alpaca_difficulty
         k, name = self.k, self.benchmark
         self.examples = examples
         self.preferences = np.array([_k_list(e, "preferences", name, k) for e in examples], dtype=float)
@@ -187,12 +191,13 @@ class _AlpacaEvalScorer(_Scorer):
         }
 
 
-class _ArenaHardScorer(_Scorer):
-    benchmark = "ArenaHard"
+class ArenaHardMetric(BenchmarkMetric):
+    """ArenaHard: the Bradley-Terry win rate of the routed answers against the baseline, from the judged games."""
+
     headline_field = "win_rate"
 
-    def __init__(self, examples: Sequence[dict]):
-        super().__init__(examples)
+    def __init__(self, benchmark: str, examples: Sequence[dict], alpaca_difficulty=None):
+        super().__init__(benchmark, examples)
         # battles[i, c] = (wins, losses, ties, games without verdict) of candidate c on question i
         self.battles = np.zeros((self.n, self.k, 4), dtype=int)
         for i, example in enumerate(examples):
@@ -200,14 +205,14 @@ class _ArenaHardScorer(_Scorer):
                 if not isinstance(games, (list, tuple)) or len(games) != 2:
                     raise DataError(f"ArenaHard prompt_id {example.get('prompt_id')!r}: field 'verdicts[{c}]' must "
                                     f"hold the two games' verdicts. Rebuild the records with data.load_benchmark.")
-                for verdict, table in zip(games, (_ARENA_BATTLES_AS_B, _ARENA_BATTLES_AS_A)):
+                for verdict, table in zip(games, (ARENA_RESULT_AS_B, ARENA_RESULT_AS_A)):
                     if verdict is None:
                         # The issue's convention: a game without a verdict is a strong win for the baseline.
                         # (arena-hard-auto v0.1's show_result gives such a game weight 0; 9 games here.)
-                        self.battles[i, c, 1] += _STRONG
+                        self.battles[i, c, 1] += ARENA_STRONG_BATTLES
                         self.battles[i, c, 3] += 1
                     elif verdict in table:
-                        self.battles[i, c, :3] += table[verdict]
+                        self.battles[i, c, :3] += ARENA_BATTLES[table[verdict]]
                     else:
                         raise DataError(f"ArenaHard prompt_id {example.get('prompt_id')!r}: field 'verdicts[{c}]' "
                                         f"holds {verdict!r}, not one of {sorted(table)} or None. Fix the judgment.")
@@ -258,12 +263,13 @@ def bootstrap_win_rate_ci(wins: int, losses: int, ties: int, rounds: int = BOOTS
     return [float(np.percentile(shares, 2.5)), float(np.percentile(shares, 97.5))]
 
 
-class _MTBenchScorer(_Scorer):
-    benchmark = "MT-Bench"
+class MTBenchMetric(BenchmarkMetric):
+    """MT-Bench: the mean of the valid turn scores, per turn and per category; judge parse failures dropped."""
+
     headline_field = "mean_score"
 
-    def __init__(self, examples: Sequence[dict]):
-        super().__init__(examples)
+    def __init__(self, benchmark: str, examples: Sequence[dict], alpaca_difficulty=None):
+        super().__init__(benchmark, examples)
         turn_scores = []
         for example in examples:
             per_candidate = _k_list(example, "turn_scores", self.benchmark, self.k)
@@ -301,13 +307,14 @@ def _mean_of_valid(scores: np.ndarray, valid: np.ndarray) -> float:
     return float(scores[valid].mean()) if valid.any() else math.nan
 
 
-class _AccuracyScorer(_Scorer):
+class AccuracyMetric(BenchmarkMetric):
+    """Accuracy (%) = 100 x the mean per-query score (correct 1 / wrong 0) of the chosen candidates."""
+
     headline_field = "accuracy"
     linear = True
 
-    def __init__(self, examples: Sequence[dict], benchmark: str):
-        self.benchmark = benchmark
-        super().__init__(examples)
+    def __init__(self, benchmark: str, examples: Sequence[dict], alpaca_difficulty=None):
+        super().__init__(benchmark, examples)
         self.scores = np.array([_k_list(e, "scores", benchmark, self.k) for e in examples], dtype=float)
 
     def headline(self, choices) -> float:
@@ -337,47 +344,34 @@ def _difficulty_from_candidates(examples, preferences, output_lengths, reference
     return _CANDIDATE_DIFFICULTY_MEMORY[key]
 
 
-def benchmark_metric(benchmark: str, examples: Sequence[dict], alpaca_difficulty=None) -> _Scorer:
-    """The metric of ``benchmark`` over ``examples`` (read once): ``headline(choices)`` and ``metrics(choices)``."""
-    if benchmark == "AlpacaEval":
-        return _AlpacaEvalScorer(examples, alpaca_difficulty)
-    if benchmark == "ArenaHard":
-        return _ArenaHardScorer(examples)
-    if benchmark == "MT-Bench":
-        return _MTBenchScorer(examples)
-    if benchmark in ("GSM8k", "MATH", "HumanEval", "MBPP"):
-        return _AccuracyScorer(examples, benchmark)
-    raise DataError(f"Unknown benchmark {benchmark!r}. Use one of {', '.join(BENCHMARKS)}.")
+METRICS: dict[str, type[BenchmarkMetric]] = {
+    "alpaca_eval_lc": AlpacaEvalMetric,
+    "arena_hard_bt": ArenaHardMetric,
+    "mt_bench": MTBenchMetric,
+    "accuracy": AccuracyMetric,
+}
 
 
-# --------------------------------------------------------------------------------------------------
-# Public per-benchmark metrics
-# --------------------------------------------------------------------------------------------------
+def benchmark_metric(benchmark: str, examples: Sequence[dict],
+                     alpaca_difficulty: alpaca_lc.InstructionDifficulty | None = None) -> BenchmarkMetric:
+    """The metric of ``benchmark`` (its family ``data.BENCHMARKS[benchmark].metric``) over ``examples``, ready to
+    score any routing: ``.headline(choices)`` (a float) and ``.metrics(choices)`` (every field). DataError for a
+    name not in ``data.BENCHMARKS``."""
+    if benchmark not in BENCHMARKS:
+        raise DataError(f"Unknown benchmark {benchmark!r}. Use one of {', '.join(BENCHMARKS)}.")
+    return METRICS[BENCHMARKS[benchmark].metric](benchmark, examples, alpaca_difficulty)
+
 
 def fit_alpaca_difficulty(data_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
     """Instruction difficulty fitted on every model's annotations under ``<data_dir>/test/AlpacaEval``."""
     return alpaca_lc.fit_instruction_difficulty(os.path.join(data_dir, "test", "AlpacaEval"), cache_dir)
 
 
-def alpaca_eval_metrics(examples: Sequence[dict], choices,
-                        difficulty: alpaca_lc.InstructionDifficulty | None = None) -> dict:
-    """AlpacaEval 2 fields of the routed answers, treated as one model against gpt4_1106_preview."""
-    return _AlpacaEvalScorer(examples, difficulty).metrics(choices)
-
-
-def arena_hard_metrics(examples: Sequence[dict], choices) -> dict:
-    """ArenaHard Bradley-Terry win rate (%) of the routed answers against gpt-4-0314, with its battles."""
-    return _ArenaHardScorer(examples).metrics(choices)
-
-
-def mt_bench_metrics(examples: Sequence[dict], choices) -> dict:
-    """MT-Bench turn means, their overall mean and per-category means, judge parse failures dropped."""
-    return _MTBenchScorer(examples).metrics(choices)
-
-
-def accuracy_metrics(examples: Sequence[dict], choices, benchmark: str = "GSM8k") -> dict:
-    """Accuracy (%) = 100 * mean score of the chosen candidates (GSM8k, MATH, HumanEval, MBPP)."""
-    return _AccuracyScorer(examples, benchmark).metrics(choices)
+def alpaca_difficulty_for(benchmarks, data_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
+    """``fit_alpaca_difficulty(data_dir, cache_dir)`` when a metric of ``benchmarks`` (names) reads it, else None."""
+    if any(METRICS[BENCHMARKS[name].metric].uses_alpaca_difficulty for name in benchmarks):
+        return fit_alpaca_difficulty(data_dir, cache_dir)
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -458,7 +452,7 @@ def evaluate_benchmarks(benchmarks: dict[str, Sequence[dict]], choices: dict[str
 
     AlpacaEval's length-controlled win rate uses the instruction difficulty fitted on every model's
     annotations under ``data_dir`` (the closest to the official fixed difficulty; cached in ``cache_dir``)."""
-    difficulty = fit_alpaca_difficulty(data_dir, cache_dir) if "AlpacaEval" in benchmarks else None
+    difficulty = alpaca_difficulty_for(benchmarks, data_dir, cache_dir)
     return summarize({name: evaluate(name, records, choices[name], candidate_names=candidate_names,
                                      alpaca_difficulty=difficulty)
                       for name, records in benchmarks.items()})

@@ -2,9 +2,12 @@
 
     python src/report.py output/baselines/knn output/quality/mask_concat_minilm [...] \\
         [--out output/report] [--config candidates.example.yaml] [--data_dir DIR]
+    python src/report.py combine RUN_DIR [RUN_DIR ...] [--out results.md]   # the results table only
 
-A run folder holds metrics.json and test_predictions/<benchmark>.json, as ``src/eval_baseline.py`` and
-``src/train.py`` write them (a cross-fit run's merged predictions). Written to ``--out``:
+A run folder holds run_args.json, metrics.json and test_predictions/<benchmark>.json, as ``src/eval_baseline.py``
+and ``src/train.py`` write them (``runs``; a cross-fit run's merged predictions). ``combine`` prints one table
+with a row per run (``runs.combine_results``), and writes it to ``--out`` when given. The report writes to
+``--out``:
 
     report.md                 the per-benchmark table (``metrics.format_table``); per benchmark, each run's AIQ and
                               the zero router's (mixing the fixed candidates); APGR and CPT(50%) / CPT(80%) for
@@ -26,7 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -41,74 +44,17 @@ from candidates import Price, load_config, prices_from_config  # noqa: E402
 from data import BENCHMARKS, load_benchmark  # noqa: E402
 from model.backbones import cache_dir  # noqa: E402
 from routers.policy import score_kind_of  # noqa: E402
+from runs import Run, combine_results, load_run  # noqa: E402
 from utils import plots  # noqa: E402
-from utils.io import DataError, atomic_write_text, read_json, writable_dir, write_json  # noqa: E402
+from utils.io import DataError, atomic_write_text, writable_dir, write_json  # noqa: E402
 
 logger = logging.getLogger("report")
 PLOT_COLUMNS = 4
 
 
-@dataclass
-class Run:
-    folder: Path
-    name: str
-    metrics: dict
-    candidates: list[str]
-    data_dir: str | None
-    score_kind: str
-    fixed_candidate: bool  # router_type fixed: a point, not a curve
-    predictions: dict[str, list[dict]] = field(default_factory=dict)
-
-
-def load_run(folder: str | Path) -> Run:
-    """The run in ``folder``: its settings (config.json of eval_baseline.py or run_args.json of train.py), metrics
-    and test predictions, each checked (a DataError names the file, the entry and the field)."""
-    folder = Path(folder)
-    if not (folder / "metrics.json").exists():
-        raise DataError(f"{folder / 'metrics.json'} not found: {folder} is not a finished run (eval_baseline.py and "
-                        f"train.py write metrics.json and test_predictions/ at the end). Pass a finished run folder.")
-    settings_path = folder / "config.json" if (folder / "config.json").exists() else folder / "run_args.json"
-    if not settings_path.exists():
-        raise DataError(f"{folder}: neither config.json (eval_baseline.py) nor run_args.json (train.py); cannot "
-                        f"tell which candidates it routes. Pass a run folder written by one of them.")
-    settings = read_json(settings_path)
-    candidates = settings.get("candidate_llms") if isinstance(settings, dict) else None
-    if not (isinstance(candidates, list) and candidates and all(isinstance(c, str) for c in candidates)):
-        raise DataError(f"{settings_path}: field 'candidate_llms' must list the names of the candidates the run "
-                        f"routes, got {candidates!r}. Rerun the evaluation, or restore the field.")
-    if settings_path.name == "config.json":
-        name = settings.get("run_name") or folder.name
-    else:
-        name = settings.get("run_name") if settings.get("run_name") not in (None, settings.get("output_dir")) \
-            else folder.name
-    summary = read_json(folder / "metrics.json")
-    if not isinstance(summary, dict):
-        raise DataError(f"{folder / 'metrics.json'}: expected a JSON object of per-benchmark metrics, got "
-                        f"{type(summary).__name__}. Rerun the evaluation.")
-    run = Run(folder, name, summary, list(candidates), settings.get("data_dir"), score_kind_of(folder),
-              settings.get("router_type") == "fixed")
-    for benchmark in BENCHMARKS:
-        path = folder / "test_predictions" / f"{benchmark}.json"
-        if benchmark in summary and path.exists():
-            run.predictions[benchmark] = _predictions(path, len(candidates))
-    return run
-
-
-def _predictions(path: Path, k: int) -> list[dict]:
-    """The rows of a test_predictions file, each with a ``prompt_id`` and ``router_scores`` (k finite numbers)."""
-    rows = read_json(path)
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a JSON list of predictions, got {type(rows).__name__}. Rerun the router.")
-    for index, row in enumerate(rows):
-        scores = row.get("router_scores") if isinstance(row, dict) else None
-        if not isinstance(row, dict) or "prompt_id" not in row:
-            raise DataError(f"{path}, entry {index}: field 'prompt_id' is missing. Rerun the router on the benchmark.")
-        if not (isinstance(scores, list) and len(scores) == k and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scores)):
-            raise DataError(f"{path}, entry {index} (prompt_id {row['prompt_id']!r}): field 'router_scores' must "
-                            f"hold {k} finite numbers, one per candidate, got {scores!r}. Rerun the router on the "
-                            f"benchmark.")
-    return rows
+def fixed_candidate(run: Run) -> bool:
+    """Whether ``run`` sends every query to one candidate (router_type fixed): a point, not a curve."""
+    return run.metadata.get("router_type") == "fixed"
 
 
 def aligned_scores(run: Run, benchmark: str, records: list[dict]) -> np.ndarray:
@@ -129,15 +75,14 @@ def analyse(runs: list[Run], data_dir: str, prices: list[Price]) -> dict[str, di
     """{benchmark: {"pair", "fixed", "zero_router_aiq", "runs": {run name: cost_curves.benchmark_cost_analysis}}}."""
     candidates = runs[0].candidates
     benchmarks = [b for b in BENCHMARKS if any(b in run.predictions for run in runs)]
-    difficulty = metrics.fit_alpaca_difficulty(data_dir, cache_dir()) if "AlpacaEval" in benchmarks else None
+    difficulty = metrics.alpaca_difficulty_for(benchmarks, data_dir, cache_dir())
     analysis = {}
     for benchmark in benchmarks:
         records = load_benchmark(benchmark, data_dir, candidates)
-        headline = cost_curves.benchmark_headline(benchmark, records,
-                                                  difficulty if benchmark == "AlpacaEval" else None)
+        headline = cost_curves.benchmark_headline(benchmark, records, difficulty)
         per_run = {run.name: cost_curves.benchmark_cost_analysis(headline, records,
                                                                  aligned_scores(run, benchmark, records),
-                                                                 run.score_kind, prices)
+                                                                 score_kind_of(run.folder), prices)
                    for run in runs if benchmark in run.predictions}
         first = next(iter(per_run.values()))
         analysis[benchmark] = {"pair": {role: candidates[j] for role, j in first["pair"].items()},
@@ -160,7 +105,7 @@ def cost_tables(runs: list[Run], analysis: dict[str, dict]) -> str:
                 + " | ".join(cell(analysis[b]["zero_router_aiq"]) for b in benchmarks) + " |"]
     pgr_rows = []
     for run in runs:
-        if run.fixed_candidate:
+        if fixed_candidate(run):
             continue
         found = [analysis[b]["runs"].get(run.name) for b in benchmarks]
         aiq_rows.append(f"| {run.name} | " + " | ".join(cell(a["aiq"]) if a else "–" for a in found) + " |")
@@ -192,7 +137,7 @@ def plot_quality_cost(runs: list[Run], analysis: dict[str, dict], candidates: li
     figure, axes = benchmark_grid(len(analysis))
     colours = plt.get_cmap("tab10")
     markers = "os^vDP*Xhp"
-    curve_runs = [run for run in runs if not run.fixed_candidate]
+    curve_runs = [run for run in runs if not fixed_candidate(run)]
     for axis, (benchmark, found) in zip(axes, analysis.items()):
         for i, run in enumerate(curve_runs):
             if run.name in found["runs"]:
@@ -220,7 +165,7 @@ def plot_quality_cost(runs: list[Run], analysis: dict[str, dict], candidates: li
 
 def plot_routing_distribution(runs: list[Run], candidates: list[str], path: Path) -> None:
     """Stacked bars of each run's route shares (fixed-candidate runs left out: one full bar each)."""
-    routers = [run for run in runs if not run.fixed_candidate]
+    routers = [run for run in runs if not fixed_candidate(run)]
     benchmarks = [b for b in BENCHMARKS if any(b in run.metrics for run in routers)]
     figure, axes = benchmark_grid(len(benchmarks), height=0.4 * len(routers) + 1.4)
     colours = plt.get_cmap("tab10")
@@ -273,7 +218,7 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
     write_json(out / "cost_analysis.json", {"prices": {c: vars(p) for c, p in zip(candidates, prices)},
                                             "benchmarks": analysis})
     plot_quality_cost(runs, analysis, candidates, out / "quality_cost.png")
-    if any(not run.fixed_candidate for run in runs):
+    if any(not fixed_candidate(run) for run in runs):
         plot_routing_distribution(runs, candidates, out / "routing_distribution.png")
     histories = {name: history for run in runs for name, history in plots.run_histories(run.folder, run.name).items()}
     if histories:
@@ -284,8 +229,10 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
         "# Routing report\n",
         "Runs: " + "; ".join(f"{run.name} (`{run.folder}`)" for run in runs) + ".\n",
         "## Benchmark scores\n",
-        "Headline scores as each run's metrics.json records them (AlpacaEval: LC win rate; ArenaHard: win rate; "
-        "MT-Bench: mean score; others: accuracy).\n",
+        "Headline scores as each run's metrics.json records them (per benchmark: the headline metric, and the "
+        "per-query score the routers learn and the oracle maximises: "
+        + "; ".join(f"{name}: {BENCHMARKS[name].headline}, {BENCHMARKS[name].score}" for name in BENCHMARKS
+                    if any(name in run.metrics for run in runs)) + ").\n",
         metrics.format_table({run.name: run.metrics for run in runs}),
         "## Cost-aware routing\n",
         f"Prices from `{config_path}` (USD per million input / output tokens): {price_list}. Costs are in USD per "
@@ -294,7 +241,7 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
         cost_tables(runs, analysis),
         "![quality-cost curves](quality_cost.png)\n",
     ]
-    if any(not run.fixed_candidate for run in runs):
+    if any(not fixed_candidate(run) for run in runs):
         sections += ["## Routing distribution\n", "![routing distribution](routing_distribution.png)\n"]
     if histories:
         sections += ["## Training curves\n", "![training curves](training_curves.png)\n"]
@@ -303,7 +250,20 @@ def write_report(run_dirs: list[str | Path], out: str | Path, config_path: str |
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Markdown report with plots of several runs side by side.")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["combine"]:
+        parser = argparse.ArgumentParser(prog="python src/report.py combine",
+                                         description="One results table with a row per run folder.")
+        parser.add_argument("runs", nargs="+", help="Run folders (run_args.json and metrics.json).")
+        parser.add_argument("--out", help="Also write the table to this file (e.g. output/baselines/results.md).")
+        args = parser.parse_args(argv[1:])
+        table = combine_results(args.runs)
+        if args.out:
+            atomic_write_text(args.out, table)
+        print(table, end="")
+        return
+    parser = argparse.ArgumentParser(description="Markdown report with plots of several runs side by side "
+                                                 "(`python src/report.py combine RUN ...`: the results table only).")
     parser.add_argument("runs", nargs="+", help="Run folders (metrics.json and test_predictions/).")
     parser.add_argument("--out", default="output/report", help="Report folder (default output/report).")
     parser.add_argument("--config", default="candidates.example.yaml", help="Candidates config with the prices.")
@@ -314,4 +274,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    main()
+    try:
+        main()
+    except (DataError, FileNotFoundError) as error:  # bad input: say what and where, without a traceback
+        raise SystemExit(f"error: {error}") from None

@@ -1,10 +1,12 @@
 """Train a router, keep its best checkpoint on the validation set, and route the test benchmarks.
 
-    python src/train.py <stage> [--flags]      stage: mask_concat | causal | sc | gt_responses
+    python src/train.py <stage> [--config run.yaml] [--flags]      stage: mask_concat | causal | sc | gt_responses
 
 Flags: the stage's config (``trainers.STAGES``; ``python src/train.py <stage> --help``), which includes every
 ``TrainingArguments`` flag (--learning_rate, --num_train_epochs, --per_device_train_batch_size, --eval_steps,
---save_steps, --bf16, --deepspeed, --gradient_checkpointing, --seed, ...).
+--save_steps, --bf16, --deepspeed, --gradient_checkpointing, --seed, --report_to tensorboard, --push_to_hub, ...).
+``--config`` reads them from a YAML or JSON file first (the flags on the command line win); the run's
+``run_args.json`` is such a file, so ``--config <run>/run_args.json`` runs the same experiment again.
 
 * Data: --train_datasets entries are ``<set>/<score dir>`` under ``<data_dir>/train`` (the paper's form). The
   "train" split of every set (queries not in its eval_ids.json, cut to --train_slice) is the training pool,
@@ -13,13 +15,14 @@ Flags: the stage's config (``trainers.STAGES``; ``python src/train.py <stage> --
   benchmark is read and checked before any training.
 * --do_train (default on): train and save the router in --output_dir; with --do_train False the router
   already saved there is loaded instead.
-* --do_predict (default on): route every --test_datasets benchmark and write, in --output_dir,
-  ``test_predictions/<benchmark>.json`` (list of {prompt_id, router_scores [k], choice}), ``metrics.json``
-  (``metrics.summarize`` of ``metrics.evaluate`` per benchmark) and ``results.md`` (``metrics.format_table``,
-  also printed).
+* --do_predict (default on): route every --test_datasets benchmark and write the run folder (``runs``) in
+  --output_dir: ``test_predictions/<benchmark>.json`` (list of {prompt_id, router_scores [k], choice, fold}),
+  ``metrics.json`` (``metrics.evaluate_benchmarks``) and ``results.md`` (``metrics.format_table``, also printed).
+* Every router folder gets its model card ``README.md`` (``trainers.model_card``); --push_to_hub uploads the
+  router with it through the Trainer (not with --cross_fit_folds).
 * --cross_fit_folds K: K routers in ``fold_<f>/``; router f trains on the training pool plus the benchmark
-  records outside fold f and routes the records in fold f (``data.cross_fit``); the merged predictions
-  are scored on the full benchmarks.
+  records outside fold f and routes the records in fold f (``data.cross_fit.cross_fit_predict``); the merged
+  predictions are scored on the full benchmarks.
 * --resume_from_checkpoint PATH, or ``last-checkpoint`` for the newest complete checkpoint in the output folder
   (one a kill interrupted while it was being written is skipped, with a warning; per fold with cross-fitting;
   folds whose predictions are written are kept as they are).
@@ -32,6 +35,7 @@ and ``training_curves.png`` (``utils.plots``; with cross-fitting the top folder'
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import random
@@ -40,35 +44,77 @@ from pathlib import Path
 
 import numpy as np
 import transformers
+import yaml
 from accelerate.state import AcceleratorState
 from transformers import HfArgumentParser
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-import metrics
+import runs
 from data import load_benchmark, load_train_set, resolve_train_set
-from data.cross_fit import cross_fit_pools, hold_out_by_source
-from model import load_router_model
-from model.backbones import cache_dir
+from data.cross_fit import cross_fit_predict, hold_out_by_source
+from model import RouterModelConfig, load_router_model
 from trainers import STAGES, RouterConfig, RouterTrainer
 from trainers.base import train_slice_bounds
 from trainers.callbacks import LogToFile
-from utils.io import DataError, atomic_write_text, read_json, write_json
+from trainers.model_card import write_model_card
+from utils.io import DataError, read_json, read_text, write_json
 from utils.plots import plot_run
 
 logger = logging.getLogger("lookahead")
 LAST_CHECKPOINT = "last-checkpoint"
 
 
+def read_run_config(path: str, stage: str) -> dict:
+    """The flag values of a run config file (``--config``): a YAML or JSON object mapping flag names (without
+    ``--``) to values, as ``run_args.json`` holds them. A ``stage`` key, if any, must name ``stage``; the
+    placeholders ``TrainingArguments`` writes for secret tokens (``"<HUB_TOKEN>"``) are left out. SystemExit naming
+    the file, and the line of a syntax error, otherwise."""
+    try:
+        config = read_json(path) if path.endswith(".json") else yaml.safe_load(read_text(path))
+    except (DataError, FileNotFoundError) as error:  # unreadable, not UTF-8 or malformed JSON: file and line named
+        raise SystemExit(f"error: --config: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SystemExit(f"error: --config {path}{where}: not valid YAML ({getattr(error, 'problem', None) or error})"
+                         f". Fix the file.") from None
+    if not isinstance(config, dict):
+        raise SystemExit(f"error: --config {path}: expected a mapping of flag names to values, got "
+                         f"{type(config).__name__}. Write one `flag: value` per line.")
+    if config.get("stage", stage) != stage:
+        raise SystemExit(f"error: --config {path}: field 'stage' is {config['stage']!r}, but the command trains "
+                         f"{stage!r}. Run `python src/train.py {config['stage']} --config {path}`.")
+    return {key: value for key, value in config.items()
+            if key != "stage" and not (key.endswith("_token") and value == f"<{key.upper()}>")}
+
+
 def parse_args(argv: list[str]) -> tuple[str, RouterConfig]:
-    usage = f"usage: python src/train.py {{{','.join(STAGES)}}} [--flags]   (--help after the stage lists them)"
+    """``(stage, config)`` from ``<stage> [--config FILE] [--flags]``: the stage's defaults, then the file's values,
+    then the flags (each later one wins), as TRL's ``TrlParser`` reads a config file."""
+    usage = (f"usage: python src/train.py {{{','.join(STAGES)}}} [--config run.yaml] [--flags]   (--help after the "
+             f"stage lists them)")
     if not argv or argv[0] not in STAGES:
         raise SystemExit(usage)
-    config_class = STAGES[argv[0]][0]
+    stage, flags = argv[0], list(argv[1:])
+    config_class = STAGES[stage][0]
+    parser = HfArgumentParser(config_class)
+    if "--config" in flags or any(flag.startswith("--config=") for flag in flags):
+        at = next(i for i, flag in enumerate(flags) if flag == "--config" or flag.startswith("--config="))
+        if flags[at] == "--config" and at + 1 == len(flags):
+            raise SystemExit("error: --config needs a file: --config run.yaml")
+        path = flags[at].split("=", 1)[1] if "=" in flags[at] else flags[at + 1]
+        del flags[at:at + (1 if "=" in flags[at] else 2)]
+        config = read_run_config(path, stage)
+        unknown = sorted(set(config) - {field.name for field in dataclasses.fields(config_class) if field.init})
+        if unknown:
+            raise SystemExit(f"error: --config {path}: {unknown} are not flags of stage {stage!r}. Remove them "
+                             f"(`python src/train.py {stage} --help` lists the flags).")
+        parser.set_defaults(**config)  # every flag has a default, so none is required
     try:
-        (args,) = HfArgumentParser(config_class).parse_args_into_dataclasses(argv[1:])
+        (args,) = parser.parse_args_into_dataclasses(flags)
     except (ModuleNotFoundError, ValueError) as error:  # a bad value, or a flag whose optional package is missing
         raise SystemExit(f"error: {error}") from None
-    return argv[0], args
+    return stage, args
 
 
 def setup_logging(args: RouterConfig) -> None:
@@ -215,6 +261,7 @@ def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_rec
         save_eval_results(trainer)
     if trainer.is_world_process_zero():
         trainer.save_state()  # trainer_state.json: every training and validation log
+        trainer.create_model_card()  # README.md (save_model wrote one already when it pushed to the hub)
         plot_run(args.output_dir)
         write_json(Path(args.output_dir) / "train_metrics.json", {
             **result.metrics, "best_metric": trainer.state.best_metric,
@@ -222,86 +269,74 @@ def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_rec
     return trainer
 
 
-def prediction_rows(records: list[dict], logits: np.ndarray) -> list[dict]:
-    return [{"prompt_id": record["prompt_id"], "router_scores": [float(x) for x in row],
-             "choice": int(np.argmax(row))} for record, row in zip(records, logits)]
-
-
-def write_predictions(output_dir: str, benchmark: str, rows: list[dict]) -> None:
-    write_json(Path(output_dir) / "test_predictions" / f"{benchmark}.json", rows)
-
-
-def report(args: RouterConfig, benchmarks: dict[str, list[dict]], predictions: dict[str, list[dict]]) -> None:
-    """metrics.json and results.md in --output_dir from the full-benchmark predictions; prints the table."""
-    summary = metrics.evaluate_benchmarks(
-        benchmarks, {name: [row["choice"] for row in predictions[name]] for name in benchmarks},
-        args.data_dir, candidate_names=args.candidate_llms, cache_dir=cache_dir())
-    run_name = args.run_name if args.run_name and args.run_name != args.output_dir else Path(args.output_dir).name
-    table = metrics.format_table({run_name: summary})
-    write_json(Path(args.output_dir) / "metrics.json", summary)
-    atomic_write_text(Path(args.output_dir) / "results.md", table + "\n")
-    print(table)
-
-
 def run_single(trainer_class: type[RouterTrainer], args: RouterConfig) -> None:
     train_records, eval_records, benchmarks = load_inputs(args)
     trainer = fit_router(trainer_class, args, train_records, eval_records)
     if not args.do_predict:
         return
-    predictions = {}
-    for name, records in benchmarks.items():
-        predictions[name] = prediction_rows(records, trainer.route(records, f"routing {name}"))
-        if trainer.is_world_process_zero():
-            write_predictions(args.output_dir, name, predictions[name])
+    predictions = {name: runs.prediction_rows(records, trainer.route(records, f"routing {name}"))
+                   for name, records in benchmarks.items()}
     if trainer.is_world_process_zero():
-        report(args, benchmarks, predictions)
+        print(runs.write_results(args.output_dir, runs.run_name(vars(args), args.output_dir), benchmarks, predictions,
+                                 args.data_dir, args.candidate_llms), end="")
+        trainer.create_model_card()  # now with the test metrics
+    if args.push_to_hub:
+        trainer.push_to_hub(commit_message="Router with its test metrics")
 
 
 def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> None:
-    """One router per fold; each routes its own fold of every benchmark."""
+    """One router per fold in ``fold_<f>/``; each routes its own fold of every benchmark
+    (``data.cross_fit.cross_fit_predict``)."""
     if args.resume_from_checkpoint not in (None, LAST_CHECKPOINT):
         raise SystemExit(f"error: with --cross_fit_folds use --resume_from_checkpoint {LAST_CHECKPOINT} "
                          f"(each fold resumes from its own folder).")
+    if args.push_to_hub:
+        raise SystemExit("error: --push_to_hub uploads one router, and a cross-fit run trains one per fold on the test "
+                         "benchmarks' other folds (for evaluation, not for use): train without --cross_fit_folds to "
+                         "push.")
     folds = args.cross_fit_folds
     train_records, eval_records, benchmarks = load_inputs(args)
-    by_id = {name: {} for name in benchmarks}
-    for fold in range(folds) if args.cross_fit_only_fold is None else [args.cross_fit_only_fold]:
+
+    def args_of_fold(fold: int) -> RouterConfig:
         fold_args = copy.deepcopy(args)
         fold_args.output_dir = str(Path(args.output_dir) / f"fold_{fold}")
-        pool, in_fold = cross_fit_pools(train_records, benchmarks, fold, folds)
+        return fold_args
+
+    def predict_fold(fold: int, pool: list[dict], in_fold: dict[str, list[dict]]) -> dict[str, list[dict]] | None:
+        fold_args = args_of_fold(fold)
         fold_eval = eval_records
         if args.cross_fit_eval_fraction:
             kept, held = hold_out_by_source(pool[len(train_records):], args.cross_fit_eval_fraction, args.seed)
             pool, fold_eval = pool[:len(train_records)] + kept, eval_records + held
-        files = {name: Path(fold_args.output_dir) / "test_predictions" / f"{name}.json" for name in benchmarks}
-        if args.resume_from_checkpoint == LAST_CHECKPOINT and all(path.exists() for path in files.values()):
+        if args.resume_from_checkpoint == LAST_CHECKPOINT and runs.has_predictions(fold_args.output_dir, benchmarks):
             logger.info("fold %d: predictions already written, kept", fold)
-            fold_rows = {name: read_json(path) for name, path in files.items()}
-        else:
-            logger.info("fold %d/%d: %d training queries (%d from the benchmarks), %d validation queries", fold + 1,
-                        folds, len(pool), len(pool) - len(train_records), len(fold_eval))
-            if fold > 0:  # a second Trainer in one process: let it build its own Accelerator (DeepSpeed refuses otherwise)
-                AcceleratorState._reset_state(reset_partial_state=False)
-            trainer = fit_router(trainer_class, fold_args, pool, fold_eval, sample_seed=f"{args.seed}:fold{fold}")
-            if not args.do_predict:
-                continue
-            fold_rows = {name: prediction_rows(records, trainer.route(records, f"fold {fold} routing {name}"))
-                         if records else [] for name, records in in_fold.items()}
-            if trainer.is_world_process_zero():
-                for name, rows in fold_rows.items():
-                    write_predictions(fold_args.output_dir, name, rows)
-        for name, rows in fold_rows.items():
-            by_id[name].update({row["prompt_id"]: row for row in rows})
+            return {name: runs.read_predictions(fold_args.output_dir, name) for name in benchmarks}
+        logger.info("fold %d/%d: %d training queries (%d from the benchmarks), %d validation queries", fold + 1,
+                    folds, len(pool), len(pool) - len(train_records), len(fold_eval))
+        if fold > 0:  # a second Trainer in one process: let it build its own Accelerator (DeepSpeed refuses otherwise)
+            AcceleratorState._reset_state(reset_partial_state=False)
+        trainer = fit_router(trainer_class, fold_args, pool, fold_eval, sample_seed=f"{args.seed}:fold{fold}")
+        if not args.do_predict:
+            return None
+        rows = {name: runs.prediction_rows(records, trainer.route(records, f"fold {fold} routing {name}"), fold)
+                if records else [] for name, records in in_fold.items()}
+        if trainer.is_world_process_zero():
+            for name, fold_rows in rows.items():
+                runs.write_predictions(fold_args.output_dir, name, fold_rows)
+        return rows
+
+    only = None if args.cross_fit_only_fold is None else [args.cross_fit_only_fold]
+    predictions = cross_fit_predict(train_records, benchmarks, folds, predict_fold, only)
     if args.should_save:
         plot_run(args.output_dir)  # the folds' curves side by side
         write_fold_eval_results(args.output_dir, folds)
-    if not args.do_predict or not args.should_save or args.cross_fit_only_fold is not None:
-        return
-    predictions = {name: [by_id[name][record["prompt_id"]] for record in records]
-                   for name, records in benchmarks.items()}
-    for name, rows in predictions.items():
-        write_predictions(args.output_dir, name, rows)
-    report(args, benchmarks, predictions)
+    if predictions is not None and args.should_save:
+        print(runs.write_results(args.output_dir, runs.run_name(vars(args), args.output_dir), benchmarks, predictions,
+                                 args.data_dir, args.candidate_llms), end="")
+        for fold in range(folds):  # the folds' model cards, now with the merged test metrics
+            fold_dir = Path(args.output_dir) / f"fold_{fold}"
+            write_model_card(fold_dir, trainer_class.stage, RouterModelConfig.from_pretrained(fold_dir),
+                             args_of_fold(fold))
 
 
 def write_fold_eval_results(output_dir: str, folds: int) -> None:
@@ -321,8 +356,8 @@ def main(argv: list[str] | None = None) -> None:
     stage, args = parse_args(sys.argv[1:] if argv is None else argv)
     setup_logging(args)
     logger.info("python src/train.py %s", " ".join(sys.argv[1:] if argv is None else argv))
-    if args.should_save:
-        write_json(Path(args.output_dir) / "run_args.json", {"stage": stage, **json.loads(args.to_json_string())})
+    if args.should_save:  # `python src/train.py <stage> --config <output_dir>/run_args.json` runs it again
+        runs.write_metadata(args.output_dir, {"stage": stage, **json.loads(args.to_json_string())})
     trainer_class = STAGES[stage][1]
     try:
         if args.cross_fit_folds:

@@ -171,7 +171,7 @@ def test_policy_round_trip_and_validation(tmp_path):
 
 def test_score_kind_of_runs(tmp_path):
     (tmp_path / "knn").mkdir()
-    (tmp_path / "knn" / "config.json").write_text(json.dumps({"router_type": "knn"}))
+    (tmp_path / "knn" / "run_args.json").write_text(json.dumps({"router_type": "knn"}))
     assert routing_policy.score_kind_of(tmp_path / "knn") == "identity"
     (tmp_path / "run" / "fold_0").mkdir(parents=True)
     (tmp_path / "run" / "run_args.json").write_text(json.dumps({"loss_type": "BCE"}))
@@ -384,8 +384,8 @@ def test_benchmark_headline_is_the_benchmarks_own():
     headline = cost_curves.benchmark_headline("AlpacaEval", alpaca, difficulty)
     import metrics
 
-    assert headline(np.array([1, 0, 1])) == pytest.approx(metrics.alpaca_eval_metrics(
-        alpaca, [1, 0, 1], difficulty)["length_controlled_winrate"])
+    assert headline(np.array([1, 0, 1])) == pytest.approx(metrics.benchmark_metric(
+        "AlpacaEval", alpaca, difficulty).metrics([1, 0, 1])["length_controlled_winrate"])
 
 
 def test_calibrated_willingness_is_the_smallest_grid_lambda_within_the_budget():
@@ -515,5 +515,5 @@ def test_score_kind_of_defaults_and_errors(tmp_path, caplog):
     with pytest.raises(DataError) as error:
         routing_policy.score_kind_of(tmp_path / "nothing")
     assert str(error.value) == (f"{tmp_path / 'nothing'}: neither a trained router (router_config.json, "
-                                f"run_args.json) nor a baseline run (config.json with router_type); cannot tell how "
+                                f"run_args.json) nor a baseline run (run_args.json with router_type); cannot tell how "
                                 f"to read its scores.")

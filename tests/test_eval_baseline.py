@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import eval_baseline
+import report
 from args import EvalArguments, as_list
 from data.cross_fit import fold_of
 from routers.base import Router
@@ -202,7 +203,7 @@ def test_oracle_end_to_end(data_dir, tmp_path, capsys):
     assert summary["GSM8k"]["gap_closed"] == pytest.approx(1.0)
     table = (output / "results.md").read_text()
     assert "| oracle |" in table and table.strip() in capsys.readouterr().out
-    assert read_json(output / "config.json")["router_type"] == "oracle"
+    assert read_json(output / "run_args.json")["router_type"] == "oracle"
 
 
 def test_fixed_end_to_end_and_combined_table(data_dir, tmp_path):
@@ -212,7 +213,8 @@ def test_fixed_end_to_end_and_combined_table(data_dir, tmp_path):
     assert choices == [0] * 6
     assert first["GSM8k"]["score"] == pytest.approx(100 * 2 / 6)  # cand-a solves queries 0 and 4
     assert first["MT-Bench"]["score"] == pytest.approx((7 + 10 + 4) / 3)
-    table = eval_baseline.combine_results([tmp_path / "fixed0", tmp_path / "fixed2"])
+    report.main(["combine", str(tmp_path / "fixed0"), str(tmp_path / "fixed2"), "--out", str(tmp_path / "all.md")])
+    table = (tmp_path / "all.md").read_text()
     assert table.index("| fixed: cand-a |") < table.index("| fixed(target_index=2) |")
 
 
@@ -220,7 +222,7 @@ def test_random_gets_the_run_seed_and_names_the_run_after_it(data_dir, tmp_path)
     from routers import RandomRouter
 
     run(data_dir, tmp_path / "random", "random", seed=3)
-    assert read_json(tmp_path / "random" / "config.json")["run_name"] == "random(seed=3)"
+    assert read_json(tmp_path / "random" / "run_args.json")["run_name"] == "random(seed=3)"
     rows = read_json(tmp_path / "random" / "test_predictions" / "GSM8k.json")
     expected = RandomRouter(seed=3, n_candidates=3).route([prompt for prompt, _ in GSM8K.values()])
     np.testing.assert_allclose([row["router_scores"] for row in rows], expected)
@@ -253,7 +255,7 @@ def test_knn_cross_fit_end_to_end_with_a_tiny_encoder(data_dir, tmp_path, monkey
         assert all(len(row["router_scores"]) == 3 and row["choice"] == int(np.argmax(row["router_scores"]))
                    for row in rows)
     assert set(summary) >= {"GSM8k", "MT-Bench", "mean_gap_closed"}
-    assert read_json(output / "config.json")["router_kwargs"]["n_neighbors"] == 2
+    assert read_json(output / "run_args.json")["router_kwargs"]["n_neighbors"] == 2
 
     with pytest.raises(ValueError, match="learns from data but has none"):
         run(data_dir, tmp_path / "knn_no_data", "knn", embedding_model=str(encoder))

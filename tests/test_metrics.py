@@ -22,6 +22,22 @@ def offline_lc(monkeypatch):
     monkeypatch.setattr(alpaca_lc, "official_lc_available", lambda: False)
 
 
+def alpaca_fields(examples, choices, difficulty=None):
+    return metrics.benchmark_metric("AlpacaEval", examples, difficulty).metrics(choices)
+
+
+def arena_fields(examples, choices):
+    return metrics.benchmark_metric("ArenaHard", examples).metrics(choices)
+
+
+def mt_bench_fields(examples, choices):
+    return metrics.benchmark_metric("MT-Bench", examples).metrics(choices)
+
+
+def accuracy_fields(examples, choices, benchmark="GSM8k"):
+    return metrics.benchmark_metric(benchmark, examples).metrics(choices)
+
+
 def record(i, scores, **fields):
     scores = [float(s) for s in scores]
     return {"prompt_id": str(i), "prompt": f"question {i}", "source": "test", "responses": [f"r{i}.{c}" for c in
@@ -44,7 +60,7 @@ def difficulty_for(examples, values):
 def test_alpaca_raw_win_rate_standard_error_and_counts():
     examples = alpaca_records([[2.0, 1.0], [1.5, 2.0], [1.0, 2.0], [1.25, 1.0]],
                               [[100, 10], [200, 20], [300, 30], [400, 40]], [150, 150, 150, 150])
-    result = metrics.alpaca_eval_metrics(examples, [0, 0, 0, 0], difficulty_for(examples, [0.1, -0.2, 0.3, 0.0]))
+    result = alpaca_fields(examples, [0, 0, 0, 0], difficulty_for(examples, [0.1, -0.2, 0.3, 0.0]))
     # outcomes 1, 0.5, 0, 0.25: mean 0.4375; sample std sqrt(0.546875 / 3); sem = std / 2
     assert result["win_rate"] == pytest.approx(43.75)
     assert result["standard_error"] == pytest.approx(math.sqrt(0.546875 / 3) / 2 * 100)
@@ -59,7 +75,7 @@ def test_alpaca_null_preference_is_left_out_of_the_averages():
     nan = math.nan
     examples = alpaca_records([[2.0, 1.0], [nan, 1.0], [1.75, 2.0], [1.5, 1.0]],
                               [[100, 10], [200, 20], [300, 30], [400, 40]], [150, 150, 150, 150])
-    result = metrics.alpaca_eval_metrics(examples, [0, 0, 0, 0], difficulty_for(examples, [0.1, -0.2, 0.3, 0.0]))
+    result = alpaca_fields(examples, [0, 0, 0, 0], difficulty_for(examples, [0.1, -0.2, 0.3, 0.0]))
     # judged outcomes 1, 0.75, 0.5: mean 0.75; sample std 0.25; sem 0.25 / sqrt(3)
     assert result["win_rate"] == pytest.approx(75.0)
     assert result["standard_error"] == pytest.approx(0.25 / math.sqrt(3) * 100)
@@ -84,7 +100,7 @@ def test_alpaca_lc_fits_on_judged_answers_and_predicts_every_instruction():
     unjudged = list(np.argsort(difficulty)[-5:])  # the five largest difficulty values
     preferences[unjudged] = math.nan
     examples = alpaca_records([[p] for p in preferences], [[o] for o in outputs], references)
-    result = metrics.alpaca_eval_metrics(examples, [0] * n, difficulty_for(examples, difficulty))
+    result = alpaca_fields(examples, [0] * n, difficulty_for(examples, difficulty))
     every = expit(bias + gamma * difficulty).mean() * 100
     judged_only = np.delete(expit(bias + gamma * difficulty), unjudged).mean() * 100
     assert abs(every - judged_only) > 0.5  # the two readings differ here, so the check below tells them apart
@@ -134,7 +150,7 @@ def test_alpaca_lc_of_the_routed_answers_uses_the_glm_with_zero_length_term():
     prefs = np.where(choices[:, None] == 0, np.c_[chosen_pref, other_pref], np.c_[other_pref, chosen_pref])
     lengths = np.where(choices[:, None] == 0, np.c_[chosen_length, other_length], np.c_[other_length, chosen_length])
     examples = alpaca_records(prefs.tolist(), lengths.tolist(), reference.tolist())
-    result = metrics.alpaca_eval_metrics(examples, choices, difficulty_for(examples, difficulty))
+    result = alpaca_fields(examples, choices, difficulty_for(examples, difficulty))
     assert result["length_controlled_winrate"] == pytest.approx(expit(0.3 + 0.9 * difficulty).mean() * 100, abs=1e-6)
 
 
@@ -142,14 +158,14 @@ def test_difficulty_lookup_names_the_unknown_prompt():
     examples = alpaca_records([[1.5, 1.5]], [[1, 2]], [3])
     other = alpaca_lc.InstructionDifficulty(("another instruction",), np.zeros(1), 1.0, ("m",), "test")
     with pytest.raises(DataError, match="prompt_id 0.*'prompt'"):
-        metrics.alpaca_eval_metrics(examples, [0], other)
+        alpaca_fields(examples, [0], other)
 
 
 def test_alpaca_without_difficulty_fits_it_on_the_candidates():
     rng = np.random.default_rng(3)
     examples = alpaca_records((1 + rng.uniform(size=(40, 3))).tolist(), rng.integers(100, 900, (40, 3)).tolist(),
                               rng.integers(100, 900, 40).tolist())
-    result = metrics.alpaca_eval_metrics(examples, np.zeros(40, dtype=int))
+    result = alpaca_fields(examples, np.zeros(40, dtype=int))
     assert result["lc_method"] == "offline_glm_candidates"
     assert 0 < result["length_controlled_winrate"] < 100
 
@@ -160,7 +176,7 @@ def test_official_lc_path_receives_positions_references_and_chosen_outputs(monke
     monkeypatch.setattr(alpaca_lc, "official_length_controlled_win_rate",
                         lambda *args: calls.append([list(a) for a in args]) or 42.0)
     examples = alpaca_records([[1.2, 1.9], [1.7, 1.1]], [[5, 6], [7, 8]], [3, 4])
-    result = metrics.alpaca_eval_metrics(examples, [1, 0])
+    result = alpaca_fields(examples, [1, 0])
     assert result["lc_method"] == "alpaca_eval" and result["length_controlled_winrate"] == 42.0
     assert calls == [[[0, 1], ["xxx", "xxxx"], ["r0.1", "r1.0"], pytest.approx([1.9, 1.7])]]
 
@@ -206,13 +222,13 @@ def test_arena_battles_strong_weak_tie_and_missing_verdicts():
         [["A>>B", "B>A"], ["A=B", "A=B"]],     # baseline (A) wins strongly (3 losses); as A it loses (1)
         [["B>A", "A=B"], ["A=B", "A=B"]],      # a weak win and a tie
     ])
-    result = metrics.arena_hard_metrics(examples, [0, 0, 0, 0])
+    result = arena_fields(examples, [0, 0, 0, 0])
     assert (result["battle_wins"], result["battle_losses"], result["battle_ties"]) == (5, 7, 2)
     assert (result["n_battles"], result["missing_verdicts"]) == (14, 1)
     assert result["win_rate"] == pytest.approx(6 / 14 * 100)
     assert result["elo"] == pytest.approx(1000 + 400 * math.log10(6 / 8))
     low, high = result["ci95"]
-    assert low < result["win_rate"] < high and result["ci95"] == metrics.arena_hard_metrics(examples, [0] * 4)["ci95"]
+    assert low < result["win_rate"] < high and result["ci95"] == arena_fields(examples, [0] * 4)["ci95"]
 
 
 def fit_bradley_terry_elo(battles, players, anchor):
@@ -250,7 +266,7 @@ def test_bradley_terry_closed_form_matches_the_general_logistic_fit():
 
 def test_arena_rejects_unknown_verdicts():
     with pytest.raises(DataError, match="verdicts\\[0\\]"):
-        metrics.arena_hard_metrics(arena_records([[["A>>>B", "A=B"]]]), [0])
+        arena_fields(arena_records([[["A>>>B", "A=B"]]]), [0])
 
 
 # ------------------------------------------------------------------------------------------------ MT-Bench
@@ -259,7 +275,7 @@ def test_mt_bench_drops_parse_failures_like_fastchat():
     examples = [record(0, [7, 0], turn_scores=[[8, 6], [1, 1]], category="writing"),
                 record(1, [0, 1.5], turn_scores=[[1, 1], [-1, 4]], category="math"),
                 record(2, [9.5, 0], turn_scores=[[10, 9], [1, 1]], category="writing")]
-    result = metrics.mt_bench_metrics(examples, [0, 1, 0])
+    result = mt_bench_fields(examples, [0, 1, 0])
     assert result["turn1"] == pytest.approx(9.0)  # (8 + 10) / 2, the -1 dropped
     assert result["turn2"] == pytest.approx(19 / 3)
     assert result["mean_score"] == pytest.approx(37 / 5)  # mean over all five remaining turn scores
@@ -272,11 +288,11 @@ def test_mt_bench_answer_with_both_turns_unparsed_counts_nowhere():
     # routing scores as the reader gives them: 1.0 (the scale's lowest) for the answer with both turns -1
     examples = [record(0, [1.0, 7.0], turn_scores=[[-1, -1], [6, 8]], category="writing"),
                 record(1, [8.0, 2.0], turn_scores=[[9, 7], [2, -1]], category="math")]
-    to_first = metrics.mt_bench_metrics(examples, [0, 0])
+    to_first = mt_bench_fields(examples, [0, 0])
     assert (to_first["mean_score"], to_first["turn1"], to_first["turn2"]) == (8.0, 9.0, 7.0)
     assert to_first["parse_failures_dropped"] == 2
     assert math.isnan(to_first["per_category"]["writing"])  # no valid turn left in that category
-    to_second = metrics.mt_bench_metrics(examples, [1, 1])
+    to_second = mt_bench_fields(examples, [1, 1])
     assert to_second["mean_score"] == pytest.approx(16 / 3) and to_second["turn2"] == 8.0
     result = metrics.evaluate("MT-Bench", examples, [0, 0])
     assert result["oracle"] == pytest.approx(15 / 2)  # best_model_idx [1, 0]: turns 6, 8 and 9, 7 -> 30 / 4
@@ -313,7 +329,7 @@ def test_evaluate_random_is_the_mean_of_seeded_draws_for_a_nonlinear_headline():
                               [["A>B", "B>A"], ["B>>A", "A=B"]]])
     result = metrics.evaluate("ArenaHard", examples, [0, 1, 0])
     rng = np.random.default_rng(metrics.RANDOM_SEED)
-    draws = [metrics.arena_hard_metrics(examples, rng.integers(0, 2, 3))["win_rate"]
+    draws = [arena_fields(examples, rng.integers(0, 2, 3))["win_rate"]
              for _ in range(metrics.RANDOM_DRAWS)]
     assert result["random"] == pytest.approx(np.mean(draws))
     assert result["score"] == result["win_rate"]
@@ -348,7 +364,7 @@ def test_raw_win_rate_matches_the_official_leaderboard():
     from data import load_benchmark
 
     examples = load_benchmark("AlpacaEval", DATA_DIR, ["Llama-3.1-8B-Instruct", "Yi-1.5-34B-Chat"])
-    llama = metrics.alpaca_eval_metrics(examples, np.zeros(805, dtype=int))
+    llama = alpaca_fields(examples, np.zeros(805, dtype=int))
     # Llama-3.1-8B-Instruct's own row of its leaderboard.csv
     assert llama["win_rate"] == pytest.approx(28.067146479939176, abs=1e-9)
     assert llama["standard_error"] == pytest.approx(1.3096785681859413, abs=1e-9)
@@ -396,7 +412,7 @@ def test_alpaca_lc_with_difficulty_fitted_on_the_candidates_recovers_the_generat
     records, bias, d = joint_glm_records()
     errors = []
     for c in range(len(bias)):
-        result = metrics.alpaca_eval_metrics(records, np.full(len(records), c))
+        result = alpaca_fields(records, np.full(len(records), c))
         assert result["lc_method"] == "offline_glm_candidates"
         errors.append(result["length_controlled_winrate"] - expit(bias[c] + d).mean() * 100)
     assert np.abs(errors).max() < 1.0
@@ -536,7 +552,7 @@ def test_the_official_lc_path_names_a_missing_field(monkeypatch, field):
     examples = two_candidate_records("AlpacaEval")
     del examples[2][field]
     with pytest.raises(DataError, match=f"^AlpacaEval prompt_id {examples[2].get('prompt_id')!r}: field '{field}' "):
-        metrics.alpaca_eval_metrics(examples, [0, 1, 0])
+        alpaca_fields(examples, [0, 1, 0])
 
 
 @pytest.mark.parametrize("benchmark, field", [("AlpacaEval", "preferences"), ("AlpacaEval", "output_lengths"),
@@ -555,17 +571,17 @@ def test_malformed_game_and_turn_lists_are_refused():
     arena = two_candidate_records("ArenaHard")
     arena[0]["verdicts"] = [["B>A"], ["A=B", "A=B"]]  # one game for candidate 0
     with pytest.raises(DataError) as error:
-        metrics.arena_hard_metrics(arena, [0, 0, 0])
+        arena_fields(arena, [0, 0, 0])
     assert str(error.value) == ("ArenaHard prompt_id '0': field 'verdicts[0]' must hold the two games' verdicts. "
                                 "Rebuild the records with data.load_benchmark.")
     arena[0]["verdicts"] = [["B>A", "A=B"], ["A=B", "A>>>B"]]
     with pytest.raises(DataError) as error:
-        metrics.arena_hard_metrics(arena, [0, 0, 0])
+        arena_fields(arena, [0, 0, 0])
     assert str(error.value).startswith("ArenaHard prompt_id '0': field 'verdicts[1]' holds 'A>>>B', not one of ")
     mt = two_candidate_records("MT-Bench")
     mt[1]["turn_scores"] = [[7, 7], 8]
     with pytest.raises(DataError) as error:
-        metrics.mt_bench_metrics(mt, [0, 0, 0])
+        mt_bench_fields(mt, [0, 0, 0])
     assert str(error.value) == ("MT-Bench prompt_id '1': field 'turn_scores' must hold [turn1, turn2] per candidate. "
                                 "Rebuild the records with data.load_benchmark.")
 
@@ -583,18 +599,18 @@ def test_choices_must_be_one_integer_index_per_record():
     assert str(error.value) == ("Unknown benchmark 'gsm8k'. Use one of AlpacaEval, ArenaHard, MT-Bench, GSM8k, MATH, "
                                 "HumanEval, MBPP.")
     with pytest.raises(DataError, match="^GSM8k prompt_id '1': field 'scores' must list one entry per candidate"):
-        metrics.accuracy_metrics([record(0, [1, 0]), dict(record(1, [1, 0]), scores=[1])], [0, 0])  # default name
+        accuracy_fields([record(0, [1, 0]), dict(record(1, [1, 0]), scores=[1])], [0, 0])  # default name
 
 
 def test_alpaca_difficulty_needs_two_candidates_to_fit_on_the_records():
     one = alpaca_records([[1.2], [1.7], [1.4]], [[5], [7], [6]], [3, 4, 5])
     with pytest.raises(DataError) as error:
-        metrics.alpaca_eval_metrics(one, [0, 0, 0])
+        alpaca_fields(one, [0, 0, 0])
     assert str(error.value) == ("AlpacaEval: the instruction difficulty cannot be fitted on a single candidate's "
                                 "annotations. Pass the difficulty of metrics.fit_alpaca_difficulty(data_dir).")
     two = alpaca_records([[1.2, 1.9], [1.7, 1.1], [1.5, 1.5], [1.1, 1.3]], [[5, 6], [7, 8], [9, 4], [3, 9]],
                          [3, 4, 5, 6])
-    assert metrics.alpaca_eval_metrics(two, [0, 1, 0, 1])["lc_method"] == "offline_glm_candidates"
+    assert alpaca_fields(two, [0, 1, 0, 1])["lc_method"] == "offline_glm_candidates"
 
 
 # ------------------------------------------------------------------------------------------------ issue 13: values
@@ -609,9 +625,9 @@ def test_evaluate_names_every_benchmark_and_uses_its_headline():
     for benchmark in ("MATH", "GSM8k", "MBPP", "HumanEval"):
         result = metrics.evaluate(benchmark, [record(i, s) for i, s in enumerate([[1, 0], [0, 1]])], [0, 0])
         assert result["score"] == result["accuracy"] == pytest.approx(50.0) and result["n"] == 2
-    assert metrics.accuracy_metrics([record(0, [1, 0]), record(1, [1, 1])], [1, 1], "MATH") == {"accuracy": 50.0,
+    assert accuracy_fields([record(0, [1, 0]), record(1, [1, 1])], [1, 1], "MATH") == {"accuracy": 50.0,
                                                                                               "n": 2}
-    assert metrics.accuracy_metrics([record(0, [0, 1])], [1]) == {"accuracy": 100.0, "n": 1}
+    assert accuracy_fields([record(0, [0, 1])], [1]) == {"accuracy": 100.0, "n": 1}
     examples = alpaca_records([[1.2, 1.9], [1.7, 1.1], [1.5, 1.5]], [[5, 6], [7, 8], [9, 4]], [3, 4, 5])
     result = metrics.evaluate("AlpacaEval", examples, [1, 0, 0], alpaca_difficulty=difficulty_for(examples, [0.5, -1,
                                                                                                              0]))
@@ -626,17 +642,17 @@ def test_mt_bench_with_no_valid_turn_is_nan_without_numpy_warnings():
     examples = [record(0, [0, 0], turn_scores=[[-1, -1], [5, 5]])]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = metrics.mt_bench_metrics(examples, [0])
+        result = mt_bench_fields(examples, [0])
     assert math.isnan(result["mean_score"]) and result["parse_failures_dropped"] == 2
 
 
 def test_arena_elo_is_none_at_a_share_of_zero_or_one():
-    all_won = metrics.arena_hard_metrics(arena_records([[["B>>A", "A>B"], ["A=B", "A=B"]]]), [0])
+    all_won = arena_fields(arena_records([[["B>>A", "A>B"], ["A=B", "A=B"]]]), [0])
     assert all_won["win_rate"] == 100.0 and all_won["elo"] is None
-    all_lost = metrics.arena_hard_metrics(arena_records([[["A>B", None], ["A=B", "A=B"]]]), [0])
+    all_lost = arena_fields(arena_records([[["A>B", None], ["A=B", "A=B"]]]), [0])
     assert all_lost["win_rate"] == 0.0 and all_lost["elo"] is None and all_lost["missing_verdicts"] == 1
     assert all_lost["n_battles"] == all_lost["battle_losses"] == 4
-    no_verdict = metrics.arena_hard_metrics(arena_records([[[None, None], ["A=B", "A=B"]]]), [0])
+    no_verdict = arena_fields(arena_records([[[None, None], ["A=B", "A=B"]]]), [0])
     assert no_verdict["missing_verdicts"] == 2 and no_verdict["battle_losses"] == 6
     assert math.isnan(metrics.bt_win_rate(0, 0, 0))
 
@@ -656,11 +672,11 @@ def test_alpaca_standard_error_with_one_and_two_answers():
     import warnings
 
     two = alpaca_records([[2.0, 1.0], [1.5, 1.0]], [[1, 1], [1, 1]], [1, 1])
-    result = metrics.alpaca_eval_metrics(two, [0, 0], difficulty_for(two, [0.0, 0.0]))
+    result = alpaca_fields(two, [0, 0], difficulty_for(two, [0.0, 0.0]))
     assert result["standard_error"] == pytest.approx(np.std([1.0, 0.5], ddof=1) / math.sqrt(2) * 100)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no numpy "degrees of freedom" warning: one answer has no standard error
-        one = metrics.alpaca_eval_metrics(two[:1], [0], difficulty_for(two[:1], [0.0]))
+        one = alpaca_fields(two[:1], [0], difficulty_for(two[:1], [0.0]))
     assert math.isnan(one["standard_error"]) and one["n_total"] == 1
 
 
@@ -678,7 +694,7 @@ def test_candidate_difficulties_are_kept_per_record_set():
     """Two record sets fitted in one process each get their own difficulty (the memo is keyed by content)."""
     for seed in (5, 6):
         records, bias, d = joint_glm_records(seed=seed)
-        lc = metrics.alpaca_eval_metrics(records, np.zeros(len(records), dtype=int))["length_controlled_winrate"]
+        lc = alpaca_fields(records, np.zeros(len(records), dtype=int))["length_controlled_winrate"]
         assert lc == pytest.approx(expit(bias[0] + d).mean() * 100, abs=1.0)
 
 
@@ -700,7 +716,7 @@ def test_evaluate_benchmarks_fits_the_alpaca_difficulty_on_the_data_folder(tmp_p
                                           cache_dir=tmp_path / "cache")
     alpaca = summary["AlpacaEval"]
     assert alpaca["lc_method"] == "offline_glm_annotations"
-    assert alpaca["score"] == pytest.approx(metrics.alpaca_eval_metrics(examples, choices, difficulty)[
+    assert alpaca["score"] == pytest.approx(alpaca_fields(examples, choices, difficulty)[
         "length_controlled_winrate"])
     assert summary["GSM8k"]["score"] == 50.0 and summary["GSM8k"]["route_share"] == {"x": 0.0, "y": 1.0}
     assert set(summary) == {"AlpacaEval", "GSM8k", "mean_gap_closed", "mean_over_random"}

@@ -48,9 +48,9 @@ def write_run(folder, data_dir, router_scores, settings_file: str, settings: dic
 
 
 def test_report_tables_curves_and_plots(tmp_path, data_dir, config):
-    baseline = write_run(tmp_path / "knn", data_dir, ORACLE_SCORES, "config.json",
+    baseline = write_run(tmp_path / "knn", data_dir, ORACLE_SCORES, "run_args.json",
                          {"run_name": "knn", "router_type": "knn"})
-    fixed = write_run(tmp_path / "fixed_1", data_dir, [[0.0, 1.0]] * 8, "config.json",
+    fixed = write_run(tmp_path / "fixed_1", data_dir, [[0.0, 1.0]] * 8, "run_args.json",
                       {"run_name": "fixed: B", "router_type": "fixed"})
     trained = write_run(tmp_path / "lookahead", data_dir, [[2 * a, 2 * b] for a, b in ORACLE_SCORES],
                         "run_args.json", {"stage": "mask_concat", "loss_type": "CE", "run_name": None,
@@ -65,6 +65,7 @@ def test_report_tables_curves_and_plots(tmp_path, data_dir, config):
     path = report.write_report([baseline, fixed, trained], out, config)
     text = path.read_text()
     assert "| knn | 100.00 |" in text and "| fixed: B | 50.00 |" in text and "| lookahead | 100.00 |" in text
+    assert "GSM8k: accuracy, correct (1/0))" in text  # the registry's words for the headline and the routing score
 
     # Costs (per 1,000 queries): the answers have 1 character (0.25 tokens): A costs in + 0.25, B in + 2.5.
     # The zero router's hull is flat at 50 (A is cheaper and as good). The routers reach 100% at the mean
@@ -92,12 +93,12 @@ def test_report_tables_curves_and_plots(tmp_path, data_dir, config):
 
 
 def test_report_refuses_runs_it_cannot_compare(tmp_path, data_dir, config):
-    knn = write_run(tmp_path / "knn", data_dir, ORACLE_SCORES, "config.json", {"run_name": "knn", "router_type": "knn"})
-    other = write_run(tmp_path / "other", data_dir, ORACLE_SCORES, "config.json",
+    knn = write_run(tmp_path / "knn", data_dir, ORACLE_SCORES, "run_args.json", {"run_name": "knn", "router_type": "knn"})
+    other = write_run(tmp_path / "other", data_dir, ORACLE_SCORES, "run_args.json",
                       {"run_name": "other", "router_type": "knn"}, candidates=["B", "A"])
     with pytest.raises(DataError, match="same candidates"):
         report.write_report([knn, other], tmp_path / "out", config)
-    twin = write_run(tmp_path / "twin", data_dir, ORACLE_SCORES, "config.json",
+    twin = write_run(tmp_path / "twin", data_dir, ORACLE_SCORES, "run_args.json",
                      {"run_name": "knn", "router_type": "knn"})
     with pytest.raises(DataError, match="share a name"):
         report.write_report([knn, twin], tmp_path / "out", config)

@@ -1,5 +1,6 @@
 """End-to-end ``train.py`` runs on a tiny synthetic data folder with tiny random backbones."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -381,3 +382,100 @@ def test_cross_fit_validation_holds_out_a_share_of_each_other_fold_benchmark(bac
         assert (f"fold {fold + 1}/2: {12 + out_of_fold - held} training queries ({out_of_fold - held} from the "
                 f"benchmarks), {4 + held} validation queries") in log
     assert json.loads((tmp_path / "metrics.json").read_text())["GSM8k"]["score"] is not None
+
+
+# ------------------------------------------------------------------ run configs, model card, TensorBoard, hub
+
+def test_a_config_file_sets_the_flags_and_the_command_line_overrides_it(tmp_path):
+    (tmp_path / "run.yaml").write_text("learning_rate: 3e-4\nnum_train_epochs: 2\ntest_datasets: [GSM8k, MATH]\n"
+                                       "loss_type: KL\nstage: sc\n")
+    stage, args = train.parse_args(["sc", "--config", str(tmp_path / "run.yaml"), "--num_train_epochs", "5",
+                                    "--output_dir", str(tmp_path / "out")])
+    assert (stage, args.learning_rate, args.num_train_epochs, args.test_datasets, args.loss_type) == \
+        ("sc", 3e-4, 5.0, ["GSM8k", "MATH"], "KL")
+    (tmp_path / "run.json").write_text(json.dumps({"learning_rate": 2e-5, "cross_fit_folds": 2}))
+    _, args = train.parse_args(["sc", f"--config={tmp_path / 'run.json'}", "--output_dir", str(tmp_path / "out")])
+    assert (args.learning_rate, args.cross_fit_folds) == (2e-5, 2)
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("run.yaml", "learning_rate: [1", r"run.yaml, line 1, column 18: not valid YAML"),
+    ("run.json", '{"learning_rate": 1e-5,\n', r"run.json, line 2: malformed JSON"),
+    ("run.yaml", None, r"run.yaml \(nor run.yaml.gz\) not found"),
+    ("run.yaml", "- 1\n- 2\n", "run.yaml: expected a mapping of flag names to values, got list"),
+    ("run.yaml", "stage: causal\n", r"run.yaml: field 'stage' is 'causal', but the command trains 'sc'"),
+    ("run.yaml", "learning_rat: 1e-5\n", r"run.yaml: \['learning_rat'\] are not flags of stage 'sc'"),
+    ("run.yaml", "loss_type: Hinge\n", "loss_type"),
+])
+def test_a_bad_config_file_is_named(tmp_path, name, text, message, capsys):
+    if text is not None:
+        (tmp_path / name).write_text(text)
+    with pytest.raises(SystemExit) as error:
+        train.main(["sc", "--config", str(tmp_path / name), "--output_dir", str(tmp_path / "out")])
+    assert re.search(message, str(error.value) + capsys.readouterr().err)
+    assert not (tmp_path / "out" / "train.log").exists()
+
+
+@pytest.fixture(scope="module")
+def logged_run(backbones, data_dir, tmp_path_factory):
+    """A tiny sc run that logs to TensorBoard."""
+    out = tmp_path_factory.mktemp("logged") / "sc"
+    run("sc", backbones["bert"], data_dir, out, "--report_to", "tensorboard", "--run_name", "tiny sc")
+    return out
+
+
+def test_tensorboard_logs_offline(logged_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = logged_run.glob("runs/*/events.out.tfevents.*")
+    accumulator = EventAccumulator(str(events.parent))
+    accumulator.Reload()
+    assert {"train/loss", "eval/reward"} <= set(accumulator.Tags()["scalars"])
+    assert [event.step for event in accumulator.Scalars("eval/reward")] == [1, 2]
+
+
+def test_the_saved_arguments_rerun_the_same_experiment(logged_run, tmp_path, backbones):
+    rerun = tmp_path / "rerun"
+    train.main(["sc", "--config", str(logged_run / "run_args.json"), "--output_dir", str(rerun)])
+    assert predictions(rerun) == predictions(logged_run)
+    first, second = (json.loads((folder / "metrics.json").read_text()) for folder in (logged_run, rerun))
+    assert first == second
+    saved = [{key: value for key, value in json.loads((folder / "run_args.json").read_text()).items()
+              if key not in ("output_dir",)} for folder in (logged_run, rerun)]
+    assert saved[0] == saved[1]
+
+
+def test_the_router_folder_has_a_model_card(logged_run, backbones, data_dir):
+    card = (logged_run / "README.md").read_text()
+    header, body = card.split("---\n")[1:3]
+    assert '"sc"' in header and "lookahead-routing" in header
+    assert "| stage | `sc` |" in body and f"| backbone | `{backbones['bert']}` |" in body
+    assert "| candidates, in output order | `A`, `B` |" in body and "| training sets | `Synth` " in body
+    summary = json.loads((logged_run / "metrics.json").read_text())
+    assert f"| GSM8k | {summary['GSM8k']['score']:.4g} | 50 | 100 |" in body  # each fixed candidate: 4 of 8
+    eval_reward = json.loads((logged_run / "eval_results.json").read_text())["eval_reward"]
+    assert f"eval_reward {eval_reward:.4g}" in body
+    assert "PretrainedRouter.from_pretrained" in body and "python src/serve.py --router" in body
+
+
+def test_push_to_hub_goes_through_the_trainer_with_the_card(backbones, data_dir, tmp_path, monkeypatch):
+    """No network here: the hub client is replaced by one that records what would be uploaded."""
+    import transformers.trainer
+
+    uploads = []
+
+    class Hub:
+        def create_repo(self, repo_id, **kwargs):
+            return type("RepoUrl", (), {"repo_id": f"me/{repo_id}"})()
+
+        def upload_folder(self, repo_id, folder_path, **kwargs):
+            uploads.append((repo_id, (Path(folder_path) / "README.md").read_text()))
+
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: Hub())
+    out = tmp_path / "pushed"
+    run("sc", backbones["bert"], data_dir, out, "--push_to_hub", "True", "--save_strategy", "no",
+        "--eval_strategy", "no")
+    assert uploads and {repo for repo, _ in uploads} == {"me/pushed"}
+    assert "| stage | `sc` |" in uploads[-1][1] and "| GSM8k |" in uploads[-1][1]  # the card with test metrics
+    with pytest.raises(SystemExit, match="--push_to_hub uploads one router"):
+        run("sc", backbones["bert"], data_dir, tmp_path / "cf", "--push_to_hub", "True", "--cross_fit_folds", "2")

@@ -18,11 +18,12 @@ plus, for the benchmark metrics, k-lists in candidate order (``reference_*`` are
     MT-Bench    turn_scores[k] = [turn1, turn2] judge scores; category; score = mean of the turn scores
     GSM8k, MATH, HumanEval, MBPP    score = 1.0 if correct else 0.0
 
-Benchmarks live under ``<data_dir>/test/<Benchmark>``, training sets under ``<data_dir>/train/<set>``;
+Benchmarks (the registry ``BENCHMARKS``: name -> ``Benchmark``) live under ``<data_dir>/test/<Benchmark>``,
+training sets under ``<data_dir>/train/<set>``;
 ``.gz`` files are read directly when the plain file is absent.
 """
-from .benchmarks import BENCHMARKS, PAPER_CANDIDATES, available_candidates, load_benchmark
+from .benchmarks import BENCHMARKS, PAPER_CANDIDATES, Benchmark, available_candidates, load_benchmark
 from .train_sets import load_train_set, load_train_sets, resolve_train_set
 
-__all__ = ["BENCHMARKS", "PAPER_CANDIDATES", "available_candidates", "load_benchmark", "load_train_set",
+__all__ = ["BENCHMARKS", "PAPER_CANDIDATES", "Benchmark", "available_candidates", "load_benchmark", "load_train_set",
            "load_train_sets", "resolve_train_set"]

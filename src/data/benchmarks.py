@@ -16,12 +16,17 @@ candidates' responses and scores in ``candidate_llms`` order. Formats, as releas
     GSM8k, MATH         <llm>.json: details[id] with prompt[0].prompt, origin_prediction, correct
     HumanEval, MBPP     predictions/<llm>.json: [id] origin_prompt[0].prompt, prediction;
                         results/<llm>.json: details[id].is_correct
+
+``BENCHMARKS`` (at the end) is the registry: one ``Benchmark`` entry per benchmark names its reader, the
+candidates its folder holds, its metric family (``metrics.METRICS``) and, in words, its per-query score and
+headline metric. Adding a benchmark is one entry (plus its reader when no existing one fits its files).
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +35,6 @@ from utils.io import DataError, read_json, read_jsonl, require_rows, resolve
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("AlpacaEval", "ArenaHard", "MT-Bench", "GSM8k", "MATH", "HumanEval", "MBPP")
 PAPER_CANDIDATES = [
     "Yi-1.5-34B-Chat",
     "internlm2_5-20b-chat",
@@ -53,9 +57,16 @@ MT_BENCH_PARSE_FAILURE = -1  # the judge's score when its rating could not be pa
 MT_BENCH_UNJUDGED_SCORE = 1.0  # both turns -1: the lowest score of the judge's 1-10 scale
 ALPACA_UNJUDGED_SCORE = 0.0    # preference null: a loss to the reference (preference 1)
 
-# A game's outcome for the candidate, given the judge's verdict and the candidate's slot.
-ARENA_OUTCOME_AS_B = {"B>>A": 1.0, "B>A": 0.75, "A=B": 0.5, "A>B": 0.25, "A>>B": 0.0}
-ARENA_OUTCOME_AS_A = {"A>>B": 1.0, "A>B": 0.75, "A=B": 0.5, "B>A": 0.25, "B>>A": 0.0}
+# ArenaHard verdicts, the one table of them: the judge writes "A>>B" (A much better), "A>B", "A=B", "B>A", "B>>A".
+# In game 1 the baseline (gpt-4-0314) is A and the candidate B; in game 2 the slots are swapped. A verdict is read
+# as the candidate's result in its slot, then as a routing outcome (``arena_score``) and as battles against the
+# baseline (``metrics``: a strong result counts ARENA_STRONG_BATTLES battles, a weak one 1, a tie 1 tie).
+ARENA_STRONG_BATTLES = 3
+ARENA_RESULT_AS_B = {"B>>A": "strong win", "B>A": "win", "A=B": "tie", "A>B": "loss", "A>>B": "strong loss"}
+ARENA_RESULT_AS_A = {"A>>B": "strong win", "A>B": "win", "A=B": "tie", "B>A": "loss", "B>>A": "strong loss"}
+ARENA_OUTCOME = {"strong win": 1.0, "win": 0.75, "tie": 0.5, "loss": 0.25, "strong loss": 0.0}
+ARENA_BATTLES = {"strong win": (ARENA_STRONG_BATTLES, 0, 0), "win": (1, 0, 0), "tie": (0, 0, 1), "loss": (0, 1, 0),
+                 "strong loss": (0, ARENA_STRONG_BATTLES, 0)}  # (wins, losses, ties) of the candidate
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,7 +145,7 @@ def natural_id_order(ids) -> list[str]:
 def benchmark_dir(name: str, data_dir: str | os.PathLike) -> Path:
     """``<data_dir>/test/<name>``, after checking the name and that the folder exists."""
     if name not in BENCHMARKS:
-        raise ValueError(f"Unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}.")
+        raise ValueError(f"Unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)} (data.BENCHMARKS).")
     folder = Path(data_dir) / "test" / name
     if not folder.is_dir():
         raise DataError(f"{folder}: benchmark folder not found. data_dir must hold test/<Benchmark>: "
@@ -169,26 +180,7 @@ def available_candidates(name: str, data_dir: str | os.PathLike) -> list[str]:
     folder = benchmark_dir(name, data_dir)
     if _is_pack(folder):
         return sorted(read_json(folder / PACK_DESCRIPTION).get("candidate_llms") or [])
-    if name == "AlpacaEval":
-        return sorted(
-            entry for entry in os.listdir(folder)
-            if (folder / entry).is_dir() and files_named(folder / entry, "model_outputs.json")
-            and files_named(folder / entry / ALPACA_ANNOTATOR, "annotations.json")
-        )
-    if name == "ArenaHard":
-        judged = set(files_named(folder / "model_judgment", ".jsonl"))
-        return sorted(judged & set(files_named(folder / "model_answer", ".jsonl")))
-    if name == "MT-Bench":
-        return sorted(
-            stem[len(MT_BENCH_JUDGE_PREFIX):]
-            for stem in files_named(folder / "judgments", MT_BENCH_JUDGE_SUFFIX)
-            if stem.startswith(MT_BENCH_JUDGE_PREFIX)
-        )
-    if name in ("GSM8k", "MATH"):
-        return files_named(folder, ".json")
-    # HumanEval, MBPP
-    predicted = set(files_named(folder / "predictions", ".json"))
-    return sorted(predicted & set(files_named(folder / "results", ".json")))
+    return sorted(BENCHMARKS[name].candidates(folder))
 
 
 def load_benchmark(name: str, data_dir: str | os.PathLike, candidate_llms: list[str]) -> list[dict]:
@@ -206,7 +198,7 @@ def load_benchmark(name: str, data_dir: str | os.PathLike, candidate_llms: list[
                         f"{available}. Pick candidate_llms among them.")
     if _is_pack(folder):
         return _read_pack(folder, candidates)
-    return BENCHMARK_READERS[name](folder, candidates)
+    return BENCHMARKS[name].read(folder, candidates)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,17 +318,17 @@ def _arena_verdicts(row: dict, where: str) -> list[str | None]:
                         f"Re-run arena-hard's gen_judgment for this question.")
     verdicts = [game.get("score") for game in games]
     for game, verdict in enumerate(verdicts):
-        if verdict is not None and verdict not in ARENA_OUTCOME_AS_B:
+        if verdict is not None and verdict not in ARENA_RESULT_AS_B:
             raise DataError(f"{where}: field 'games[{game}].score' is {verdict!r}, not one of "
-                            f"{sorted(ARENA_OUTCOME_AS_B)} or null. Re-run the judgment.")
+                            f"{sorted(ARENA_RESULT_AS_B)} or null. Re-run the judgment.")
     return verdicts
 
 
 def arena_score(verdicts: list[str | None]) -> float:
     """The candidate's mean outcome over the two games; a missing (None) verdict counts as 0."""
     game1, game2 = verdicts
-    outcome1 = ARENA_OUTCOME_AS_B[game1] if game1 is not None else 0.0
-    outcome2 = ARENA_OUTCOME_AS_A[game2] if game2 is not None else 0.0
+    outcome1 = ARENA_OUTCOME[ARENA_RESULT_AS_B[game1]] if game1 is not None else 0.0
+    outcome2 = ARENA_OUTCOME[ARENA_RESULT_AS_A[game2]] if game2 is not None else 0.0
     return (outcome1 + outcome2) / 2
 
 
@@ -566,17 +558,6 @@ def _load_code_style(folder: Path, candidates: list[str]) -> list[dict]:
     return _assemble(folder.name, candidates, per_candidate)
 
 
-BENCHMARK_READERS: dict[str, Callable[[Path, list[str]], list[dict]]] = {
-    "AlpacaEval": _load_alpaca_eval,
-    "ArenaHard": _load_arena_hard,
-    "MT-Bench": _load_mt_bench,
-    "GSM8k": _load_math_style,
-    "MATH": _load_math_style,
-    "HumanEval": _load_code_style,
-    "MBPP": _load_code_style,
-}
-
-
 def _mean_valid_turns(turns: list, question_id, llm: str) -> float:
     """A query's routing score: the mean of its valid turn scores. A judge parse failure (−1) is left out, as
     FastChat's show_result drops those rows; ``turn_scores`` keeps the raw values. With no valid turn the answer is
@@ -587,3 +568,80 @@ def _mean_valid_turns(turns: list, question_id, llm: str) -> float:
                        "answer routes as %s and the metric drops its turns", question_id, llm, MT_BENCH_UNJUDGED_SCORE)
         return MT_BENCH_UNJUDGED_SCORE
     return sum(valid) / len(valid)
+
+
+# --------------------------------------------------------------------------------------------------
+# Which candidates a benchmark folder holds, per file layout
+# --------------------------------------------------------------------------------------------------
+
+def _alpaca_eval_candidates(folder: Path) -> list[str]:
+    return [entry for entry in os.listdir(folder)
+            if (folder / entry).is_dir() and files_named(folder / entry, "model_outputs.json")
+            and files_named(folder / entry / ALPACA_ANNOTATOR, "annotations.json")]
+
+
+def _arena_hard_candidates(folder: Path) -> list[str]:
+    return list(set(files_named(folder / "model_judgment", ".jsonl")) & set(files_named(folder / "model_answer",
+                                                                                          ".jsonl")))
+
+
+def _mt_bench_candidates(folder: Path) -> list[str]:
+    return [stem[len(MT_BENCH_JUDGE_PREFIX):] for stem in files_named(folder / "judgments", MT_BENCH_JUDGE_SUFFIX)
+            if stem.startswith(MT_BENCH_JUDGE_PREFIX)]
+
+
+def _math_style_candidates(folder: Path) -> list[str]:
+    return files_named(folder, ".json")
+
+
+def _code_style_candidates(folder: Path) -> list[str]:
+    return list(set(files_named(folder / "predictions", ".json")) & set(files_named(folder / "results", ".json")))
+
+
+# --------------------------------------------------------------------------------------------------
+# The benchmark registry: adding a benchmark is one entry here
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One test benchmark: how its folder is read and how a routing of it is scored.
+
+    name        its folder under ``<data_dir>/test`` and its key everywhere (flags, metrics.json, tables)
+    read        ``(folder, candidates) -> records`` (the contract of ``data/__init__.py``); each record's
+                ``scores`` are the per-query routing scores (what routers learn from and the oracle maximises)
+    candidates  ``folder -> names`` of the candidates whose files the folder holds (any order)
+    metric      the metric family that scores a routing, a key of ``metrics.METRICS``: ``alpaca_eval_lc``
+                (AlpacaEval 2 length-controlled win rate), ``arena_hard_bt`` (Bradley-Terry win rate against the
+                baseline), ``mt_bench`` (mean valid turn score) or ``accuracy`` (100 x mean score); the family
+                holds the metric's conventions (``metrics``' docstring)
+    score       the per-query routing score in words (reports)
+    headline    the headline metric in words (reports)
+    """
+
+    name: str
+    read: Callable[[Path, list[str]], list[dict]]
+    candidates: Callable[[Path], list[str]]
+    metric: str
+    score: str
+    headline: str
+
+
+def _registry(*benchmarks: Benchmark) -> dict[str, Benchmark]:
+    return {benchmark.name: benchmark for benchmark in benchmarks}
+
+
+# name -> Benchmark, in table order. Every entry point reads this dict (``name in BENCHMARKS``, ``list(BENCHMARKS)``,
+# ``BENCHMARKS[name]``), so an entry added here is readable, scorable and routable everywhere.
+BENCHMARKS: dict[str, Benchmark] = _registry(
+    Benchmark("AlpacaEval", _load_alpaca_eval, _alpaca_eval_candidates, "alpaca_eval_lc",
+              f"judge preference − 1 vs {ALPACA_REFERENCE_MODEL}", "LC win rate"),
+    Benchmark("ArenaHard", _load_arena_hard, _arena_hard_candidates, "arena_hard_bt",
+              "mean game outcome vs gpt-4-0314", "win rate"),
+    Benchmark("MT-Bench", _load_mt_bench, _mt_bench_candidates, "mt_bench",
+              "mean of the valid turn scores", "mean score"),
+    Benchmark("GSM8k", _load_math_style, _math_style_candidates, "accuracy", "correct (1/0)", "accuracy"),
+    Benchmark("MATH", _load_math_style, _math_style_candidates, "accuracy", "correct (1/0)", "accuracy"),
+    Benchmark("HumanEval", _load_code_style, _code_style_candidates, "accuracy", "passes the tests (1/0)",
+              "accuracy"),
+    Benchmark("MBPP", _load_code_style, _code_style_candidates, "accuracy", "passes the tests (1/0)", "accuracy"),
+)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
+from typing import Callable, Iterable
+
+from utils.io import DataError
 
 
 def fold_of(prompt: str, k: int) -> int:
@@ -43,6 +46,46 @@ def cross_fit_pools(train_examples: list[dict], test_sets: dict[str, list[dict]]
         test_fold[name] = in_fold
         train_pool.extend(out_of_fold)
     return train_pool, test_fold
+
+
+def check_unique_ids(name: str, records: list[dict]) -> None:
+    """DataError when two records of benchmark ``name`` share a ``prompt_id`` (predictions are keyed by it)."""
+    seen = set()
+    for record in records:
+        if record["prompt_id"] in seen:
+            raise DataError(f"{name}: prompt_id {record['prompt_id']!r} appears twice; predictions are keyed "
+                            f"by prompt_id, so make the ids unique.")
+        seen.add(record["prompt_id"])
+
+
+def cross_fit_predict(train_records: list[dict], benchmarks: dict[str, list[dict]], k: int,
+                      predict_fold: Callable[[int, list[dict], dict[str, list[dict]]], dict[str, list[dict]] | None],
+                      folds: Iterable[int] | None = None) -> dict[str, list[dict]] | None:
+    """The cross-fitted predictions of every benchmark record: the one driver of ``src/train.py`` and
+    ``src/eval_baseline.py``.
+
+    For each fold f of ``folds`` (default: every fold of ``range(k)``), ``predict_fold(f, pool, in_fold)`` gets
+    fold f's training pool and in-fold benchmark records (``cross_fit_pools``) and returns ``{benchmark: rows}``,
+    one row (a dict with the record's ``prompt_id``) per in-fold record, or None when it predicts nothing (a
+    fold trained but not routed). Returns ``{benchmark: rows}`` with the folds' rows merged in the order of
+    ``benchmarks[benchmark]``, or None unless every fold of ``range(k)`` returned rows. DataError before any fold
+    when a benchmark repeats a prompt_id.
+    """
+    for name, records in benchmarks.items():
+        check_unique_ids(name, records)
+    by_id: dict[str, dict] = {name: {} for name in benchmarks}
+    predicted = set()
+    for fold in range(k) if folds is None else folds:
+        pool, in_fold = cross_fit_pools(train_records, benchmarks, fold, k)
+        rows = predict_fold(fold, pool, in_fold)
+        if rows is None:
+            continue
+        predicted.add(fold)
+        for name, fold_rows in rows.items():
+            by_id[name].update({row["prompt_id"]: row for row in fold_rows})
+    if predicted != set(range(k)):
+        return None
+    return {name: [by_id[name][record["prompt_id"]] for record in records] for name, records in benchmarks.items()}
 
 
 def hold_out_by_source(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:

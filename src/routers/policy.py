@@ -110,7 +110,7 @@ def score_kind_of(folder: str | Path) -> str:
     """How to read the scores of the router or run in ``folder`` as quality estimates (a ``SCORE_KINDS`` entry):
     the score kind of a trained router's routing loss
     (router_config.json, else run_args.json in the folder or, for a cross-fit fold, its parent), ``identity`` for a
-    baseline run (config.json of eval_baseline.py)."""
+    baseline run (run_args.json of eval_baseline.py, with its router_type)."""
     folder = Path(folder)
     for description in (folder / "router_config.json", folder / "run_args.json", folder.parent / "run_args.json"):
         if description.exists():
@@ -120,14 +120,14 @@ def score_kind_of(folder: str | Path) -> str:
                     raise DataError(f"{description}: field 'loss_type' is {loss!r}, not one of "
                                     f"{sorted(ROUTING_LOSSES)}.")
                 return ROUTING_LOSSES[loss].score_kind
-    if (folder / "config.json").exists() and "router_type" in read_json(folder / "config.json"):
+    if (folder / "run_args.json").exists() and "router_type" in read_json(folder / "run_args.json"):
         return "identity"
     if (folder / "router_config.json").exists():
         logger.warning("%s: no loss_type recorded (router_config.json or run_args.json); assuming CE (softmax)",
                        folder)
         return "softmax"
     raise DataError(f"{folder}: neither a trained router (router_config.json, run_args.json) nor a baseline run "
-                    f"(config.json with router_type); cannot tell how to read its scores.")
+                    f"(run_args.json with router_type); cannot tell how to read its scores.")
 
 
 def cost_aware_choice(quality: np.ndarray, costs: np.ndarray, willingness_to_pay: float) -> np.ndarray:

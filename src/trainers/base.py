@@ -34,6 +34,7 @@ from model.backbones import resolve_backbone
 from trainers.callbacks import ProgressLog
 from model.collators import RoutingCollator
 from model.losses import ROUTING_LOSSES, SCORE_NORMALIZATIONS, normalize_per_query, routing_loss
+from trainers.model_card import write_model_card
 from utils.cli import as_list, default_data_dir
 
 
@@ -373,6 +374,12 @@ class RouterTrainer(Trainer):
         missing = set(load_result.missing_keys) - set(getattr(self.model, "all_tied_weights_keys", {}))
         if missing or load_result.unexpected_keys:
             super()._issue_warnings_after_load(load_result)
+
+    def create_model_card(self, **kwargs) -> None:
+        """The router's own model card (``trainers.model_card``) in --output_dir, in place of the Trainer's draft,
+        so that ``push_to_hub`` uploads it with the router (the Trainer's card arguments are not used)."""
+        if self.is_world_process_zero():
+            write_model_card(self.args.output_dir, self.stage, self.model.config, self.args)
 
     # ----- routing -----
 

@@ -103,11 +103,12 @@ def plot_training_curves(histories: dict[str, list[dict]], path: str | Path, tit
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # a temporary name of its own: parallel fold processes plot into the same run folder at the same time
+    # A unique temporary name: the folds of a cross-fit run, trained in parallel, plot the same run folder.
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
     os.close(fd)
     try:
         figure.savefig(temporary, dpi=100)
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     finally:
         plt.close(figure)
