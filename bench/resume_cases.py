@@ -30,11 +30,9 @@ import json, re, shutil, sys, tempfile, traceback
 from pathlib import Path
 repo = Path(sys.argv[1])
 sys.path[:0] = [str(repo / "src"), str(repo / "tests")]
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-from model.backbones import resolve_backbone
 from synthetic import write_synthetic_data
 import test_train
+from test_pretrained_router import save_tiny_bert
 
 CHECKPOINT_WRITES = ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"]
 OPTIONS = ["--max_steps", "4", "--save_steps", "2", "--eval_steps", "2", "--mask_length", "3",
@@ -42,12 +40,7 @@ OPTIONS = ["--max_steps", "4", "--save_steps", "2", "--eval_steps", "2", "--mask
 root = Path(tempfile.mkdtemp(prefix="resume-cases-"))
 try:
     data_dir = write_synthetic_data(root / "data")
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
-    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), max_position_embeddings=64, hidden_size=16,
-                               num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)).save_pretrained(
-        root / "bert")
-    tokenizer.save_pretrained(root / "bert")
+    save_tiny_bert(root / "bert")
     whole = root / "whole"
     test_train.run("mask_concat", str(root / "bert"), data_dir, whole, *OPTIONS)
     expected = test_train.predictions(whole)

@@ -32,21 +32,14 @@ import json, shutil, sys, tempfile, time, re
 from pathlib import Path
 repo, cases = Path(sys.argv[1]), json.loads(sys.argv[2])
 sys.path[:0] = [str(repo / "src"), str(repo / "tests")]
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-from model.backbones import resolve_backbone
 from synthetic import write_synthetic_data
 import test_train
+from test_pretrained_router import save_tiny_bert
 
 root = Path(tempfile.mkdtemp(prefix="train-flag-cases-"))
 try:
     data_dir = write_synthetic_data(root / "data")
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
-    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), max_position_embeddings=64, hidden_size=16,
-                               num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)).save_pretrained(
-        root / "bert")
-    tokenizer.save_pretrained(root / "bert")
+    save_tiny_bert(root / "bert")
     rows = []
     for index, (label, flags, flag) in enumerate(cases):
         out = root / f"case-{index}"
