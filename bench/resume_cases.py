@@ -54,7 +54,7 @@ try:
         if kill_after is not None:
             partial = folder / "checkpoint-4"
             partial.mkdir()
-            for name in ("config.json", "router_config.json", "tokenizer.json", "tokenizer_config.json"):
+            for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
                 if (whole / "checkpoint-4" / name).exists():
                     shutil.copy(whole / "checkpoint-4" / name, partial / name)
             for name in CHECKPOINT_WRITES[:kill_after]:

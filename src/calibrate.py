@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     """The command (see the module docstring); ``argv`` defaults to the process's arguments."""
     parser = argparse.ArgumentParser(description="Calibrate a trained router's cost-aware policy on a validation "
                                                  "split and save it next to the router (routing_policy.json).")
-    parser.add_argument("--router", required=True, help="A trained router folder (with router_config.json).")
+    parser.add_argument("--router", required=True, help="A trained router folder (its config.json names the stage).")
     parser.add_argument("--config", required=True, help="Candidates config with prices (candidates.example.yaml).")
     parser.add_argument("--budget", type=float, help="Target mean expected cost, USD per 1,000 queries.")
     parser.add_argument("--strong_share", type=float, help="Target share of queries sent to --strong.")

@@ -708,7 +708,7 @@ class RoutingServer:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="OpenAI-compatible server that routes each request to a candidate.")
-    parser.add_argument("--router", required=True, help="A trained router folder (with router_config.json).")
+    parser.add_argument("--router", required=True, help="A trained router folder (its config.json names the stage).")
     parser.add_argument("--config", required=True, help="Candidates config (see candidates.example.yaml).")
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
     parser.add_argument("--port", type=int, default=8000, help="Port to listen on (default 8000).")

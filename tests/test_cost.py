@@ -175,7 +175,7 @@ def test_score_kind_of_runs(tmp_path):
     assert routing_policy.score_kind_of(tmp_path / "knn") == "identity"
     (tmp_path / "run" / "fold_0").mkdir(parents=True)
     (tmp_path / "run" / "run_args.json").write_text(json.dumps({"loss_type": "BCE"}))
-    (tmp_path / "run" / "fold_0" / "router_config.json").write_text(json.dumps({"stage": "sc"}))
+    (tmp_path / "run" / "fold_0" / "config.json").write_text(json.dumps({"stage": "sc"}))
     assert routing_policy.score_kind_of(tmp_path / "run" / "fold_0") == "sigmoid"
     assert routing_policy.score_kind_of(tmp_path / "run") == "sigmoid"
     with pytest.raises(DataError, match="cannot tell how to read its scores"):
@@ -497,13 +497,13 @@ def test_config_and_policy_errors_name_their_file(tmp_path):
 
 def test_score_kind_of_defaults_and_errors(tmp_path, caplog):
     (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "router_config.json").write_text(json.dumps({"stage": "sc"}))
+    (tmp_path / "old" / "config.json").write_text(json.dumps({"stage": "sc"}))
     with caplog.at_level("WARNING", logger="cost"):
         assert routing_policy.score_kind_of(tmp_path / "old") == "softmax"
-    assert caplog.messages == [f"{tmp_path / 'old'}: no loss_type recorded (router_config.json or run_args.json); "
+    assert caplog.messages == [f"{tmp_path / 'old'}: no loss_type recorded (config.json or run_args.json); "
                                f"assuming CE (softmax)"]
     (tmp_path / "own").mkdir()
-    (tmp_path / "own" / "router_config.json").write_text(json.dumps({"loss_type": "MSE"}))
+    (tmp_path / "own" / "config.json").write_text(json.dumps({"stage": "sc", "loss_type": "MSE"}))
     (tmp_path / "own" / "run_args.json").write_text(json.dumps({"loss_type": "CE"}))
     assert routing_policy.score_kind_of(tmp_path / "own") == "sigmoid"  # the router's own config comes first
     (tmp_path / "bad").mkdir()
@@ -514,6 +514,6 @@ def test_score_kind_of_defaults_and_errors(tmp_path, caplog):
                                 f"['BCE', 'CE', 'ForwardKL', 'KL', 'MSE', 'ReverseKL'].")
     with pytest.raises(DataError) as error:
         routing_policy.score_kind_of(tmp_path / "nothing")
-    assert str(error.value) == (f"{tmp_path / 'nothing'}: neither a trained router (router_config.json, "
-                                f"run_args.json) nor a baseline run (run_args.json with router_type); cannot tell how "
+    assert str(error.value) == (f"{tmp_path / 'nothing'}: neither a trained router (config.json with a "
+                                f"stage, run_args.json) nor a baseline run (run_args.json with router_type); cannot tell how "
                                 f"to read its scores.")

@@ -188,7 +188,7 @@ def test_adding_a_routing_loss_is_one_registry_entry(monkeypatch, tmp_path):
     from utils.io import DataError
 
     logits, scores = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([[1.0, 0.25]])  # sigmoid: 0.5, 0.75
-    (tmp_path / "router_config.json").write_text(json.dumps({"loss_type": "MAE"}))
+    (tmp_path / "config.json").write_text(json.dumps({"stage": "sc", "loss_type": "MAE"}))
     with pytest.raises(ValueError, match="Unknown loss_type 'MAE'"):
         routing_loss("MAE", logits, scores)
     with pytest.raises(ValueError, match="--loss_type: 'MAE' is not one of"):

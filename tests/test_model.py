@@ -71,7 +71,8 @@ def assert_reloads_identically(trainer_class, model, tokenizer, collator, tmp_pa
     after = routing_logits(loaded, trainer_class.model_class.collator_for(loaded.config, loaded_tokenizer), with_responses)
     assert before.shape == (2, 2)
     assert torch.equal(before, after)
-    return json.loads((tmp_path / "saved" / "router_config.json").read_text())
+    assert not (tmp_path / "saved" / "router_config.json").exists()  # config.json is the one description
+    return json.loads((tmp_path / "saved" / "config.json").read_text())
 
 
 @pytest.mark.parametrize("backbone", ["bert", "modernbert"])
@@ -103,12 +104,13 @@ def test_mask_concat_model(backbones, tmp_path, backbone):
     assert ours.item() == pytest.approx(F.cross_entropy(logits[0], labels[0]).item(), abs=1e-5)
 
     description = assert_reloads_identically(MaskConcatTrainer, model, tokenizer, collator, tmp_path)
-    assert description == {
+    expected = {
         "stage": "mask_concat", "backbone_name_or_path": backbones[backbone], "candidate_llms": ["A", "B"],
         "score_normalization": "min-max", "candidate_tokens": ["[MASK_1]", "[MASK_2]"],
         "candidate_token_ids": [len(tokenizer) - 2, len(tokenizer) - 1], "max_seq_length": 64,
         "mask_length": 3, "response_truncation_side": "right", "loss_type": "BCE",
         "routing_head": "prediction"}
+    assert {name: description.get(name) for name in expected} == expected
 
 
 def test_causal_model(backbones, tmp_path):

@@ -57,7 +57,7 @@ def test_stage_trains_routes_and_reports(backbones, data_dir, tmp_path, capsys, 
     out = tmp_path / stage
     run(stage, backbones[backbone], data_dir, out, *extra)
 
-    assert json.loads((out / "router_config.json").read_text())["stage"] == stage
+    assert json.loads((out / "config.json").read_text())["stage"] == stage
     rows = predictions(out)
     assert [row["prompt_id"] for row in rows] == [str(n) for n in range(8)]
     for row in rows:
@@ -97,7 +97,7 @@ def test_cross_fit_routes_each_fold_with_its_own_router(backbones, data_dir, tmp
     for fold in range(2):
         fold_rows = predictions(tmp_path / f"fold_{fold}")
         assert {row["prompt_id"] for row in fold_rows} == {i for i, p in prompts.items() if fold_of(p, 2) == fold}
-        assert (tmp_path / f"fold_{fold}" / "router_config.json").exists()
+        assert json.loads((tmp_path / f"fold_{fold}" / "config.json").read_text())["stage"]
     merged = predictions(tmp_path)
     assert [row["prompt_id"] for row in merged] == [str(n) for n in range(8)]
     fold_scores = {row["prompt_id"]: row for fold in range(2) for row in predictions(tmp_path / f"fold_{fold}")}
@@ -264,7 +264,7 @@ def test_resume_skips_a_checkpoint_killed_while_being_written(backbones, data_di
     shutil.copytree(whole_run / "checkpoint-2", interrupted / "checkpoint-2")
     partial = interrupted / "checkpoint-4"
     partial.mkdir()
-    for name in ("config.json", "router_config.json", "tokenizer.json", "tokenizer_config.json"):
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         shutil.copy(whole_run / "checkpoint-4" / name, partial / name)
     for name in CHECKPOINT_WRITES[:kill_after]:
         shutil.copy(whole_run / "checkpoint-4" / name, partial / name)

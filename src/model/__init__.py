@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from model.base import ROUTER_CONFIG_NAME, RouterModel, RouterModelConfig, RouterOutput
+from model.base import RouterModel, RouterModelConfig, RouterOutput
 from model.classifier import PromptClassifier, ResponseScorer
 from model.lookahead_clm import LookaheadCLM
 from model.lookahead_mlm import LookaheadMLM
@@ -24,19 +24,28 @@ ROUTER_MODELS: dict[str, type[RouterModel]] = {
 }
 
 
+def router_stage(folder: str | Path) -> str | None:
+    """The ``stage`` a trained router's ``config.json`` in ``folder`` records; None when there is no such file or it
+    is not a router's (a backbone's config, a JSON list)."""
+    config_file = Path(folder) / "config.json"
+    config = read_json(config_file) if config_file.is_file() else None
+    return config.get("stage") if isinstance(config, dict) else None
+
+
 def load_router_model(path: str | Path) -> tuple[RouterModel, "AutoTokenizer"]:
     """The router model (in eval mode, float32) and its tokenizer saved in ``path`` by training."""
-    description_file = Path(path) / ROUTER_CONFIG_NAME
-    if not description_file.exists():
-        raise DataError(f"{description_file} not found: {path} is not a trained router folder (train one with "
+    config_file = Path(path) / "config.json"
+    if not config_file.exists():
+        raise DataError(f"{config_file} not found: {path} is not a trained router folder (train one with "
                         f"`python src/train.py <stage> --output_dir {path}`).")
-    stage = read_json(description_file).get("stage")
+    stage = router_stage(path)
     if stage not in ROUTER_MODELS:
-        raise DataError(f"{description_file}: field 'stage' is {stage!r}; expected one of {sorted(ROUTER_MODELS)}.")
+        raise DataError(f"{config_file}: field 'stage' is {stage!r}, so this is not a trained router; expected one "
+                        f"of {sorted(ROUTER_MODELS)}. Pass the folder train.py wrote (a cross-fit run: one fold_<f>/).")
     model = ROUTER_MODELS[stage].from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model.eval(), tokenizer
 
 
 __all__ = ["ROUTER_MODELS", "RouterModel", "RouterModelConfig", "RouterOutput", "LookaheadMLM", "LookaheadCLM",
-           "PromptClassifier", "ResponseScorer", "load_router_model"]
+           "PromptClassifier", "ResponseScorer", "load_router_model", "router_stage"]

@@ -5,18 +5,18 @@ small routing head, so Trainer's checkpointing, ``load_best_model_at_end``, ``re
 DeepSpeed and gradient checkpointing work unchanged, and tied backbone weights (e.g. SmolLM2's LM head)
 are saved once. A saved router folder holds:
 
-    config.json          RouterModelConfig: the backbone's config plus every field below
+    config.json          RouterModelConfig: the backbone's config plus the router's fields (stage, backbone,
+                         candidates, loss_type, normalisation, the added candidate tokens, the input lengths);
+                         ``model.load_router_model`` reads its ``stage``
     model.safetensors    the weights
-    router_config.json   a plain description: stage, backbone, candidates, normalisation, the added
-                         candidate tokens and the input lengths (``load_router_model`` reads it)
     tokenizer files      the tokenizer, with the added candidate tokens
+    README.md            the model card (trainers.model_card)
 
 Every forward returns ``RouterOutput(routing_logits [B, k], lm_loss)``; higher logit = better candidate.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -25,16 +25,7 @@ from transformers.utils import ModelOutput
 
 from model.backbones import resolve_backbone
 from model.collators import RoutingCollator
-from utils.io import write_json
 
-ROUTER_CONFIG_NAME = "router_config.json"
-
-# Fields of RouterModelConfig copied into router_config.json (when set).
-DESCRIPTION_FIELDS = (
-    "stage", "backbone_name_or_path", "candidate_llms", "score_normalization", "candidate_tokens",
-    "candidate_token_ids", "model_id_type", "max_seq_length", "max_prompt_length", "mask_length",
-    "response_truncation_side", "pooling", "loss_type", "routing_head",
-)
 
 
 class RouterModelConfig(PreTrainedConfig):
@@ -90,11 +81,6 @@ class RouterModelConfig(PreTrainedConfig):
     def max_positions(self) -> int | None:
         """The backbone's position limit (None when it has none)."""
         return getattr(self.backbone_config, "max_position_embeddings", None)
-
-    def router_description(self) -> dict:
-        """The content of router_config.json: every set field of ``DESCRIPTION_FIELDS``."""
-        values = {name: getattr(self, name) for name in DESCRIPTION_FIELDS}
-        return {name: value for name, value in values.items() if value not in (None, [])}
 
 
 @dataclass
@@ -183,8 +169,3 @@ class RouterModel(PreTrainedModel):
                     sources = weight[init_from]
                 weight[token_ids] = sources.clone()
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """``PreTrainedModel.save_pretrained`` plus router_config.json (on the main process)."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            write_json(Path(save_directory) / ROUTER_CONFIG_NAME, self.config.router_description())

@@ -41,6 +41,7 @@ import numpy as np
 
 from candidates import Price
 from data.scaling import scale_scores_by_source
+from model import router_stage
 from model.losses import ROUTING_LOSSES
 from utils.io import DataError, read_json
 
@@ -109,11 +110,12 @@ def quality_estimates(router_scores, kind: str) -> np.ndarray:
 def score_kind_of(folder: str | Path) -> str:
     """How to read the scores of the router or run in ``folder`` as quality estimates (a ``SCORE_KINDS`` entry):
     the score kind of a trained router's routing loss
-    (router_config.json, else run_args.json in the folder or, for a cross-fit fold, its parent), ``identity`` for a
+    (its config.json, else run_args.json in the folder or, for a cross-fit fold, its parent), ``identity`` for a
     baseline run (run_args.json of eval_baseline.py, with its router_type)."""
     folder = Path(folder)
-    for description in (folder / "router_config.json", folder / "run_args.json", folder.parent / "run_args.json"):
-        if description.exists():
+    router = router_stage(folder) is not None
+    for description in (folder / "config.json", folder / "run_args.json", folder.parent / "run_args.json"):
+        if description.exists() and (router or description.name == "run_args.json"):
             loss = read_json(description).get("loss_type")
             if loss is not None:
                 if loss not in ROUTING_LOSSES:
@@ -122,11 +124,11 @@ def score_kind_of(folder: str | Path) -> str:
                 return ROUTING_LOSSES[loss].score_kind
     if (folder / "run_args.json").exists() and "router_type" in read_json(folder / "run_args.json"):
         return "identity"
-    if (folder / "router_config.json").exists():
-        logger.warning("%s: no loss_type recorded (router_config.json or run_args.json); assuming CE (softmax)",
+    if router:
+        logger.warning("%s: no loss_type recorded (config.json or run_args.json); assuming CE (softmax)",
                        folder)
         return "softmax"
-    raise DataError(f"{folder}: neither a trained router (router_config.json, run_args.json) nor a baseline run "
+    raise DataError(f"{folder}: neither a trained router (config.json with a stage, run_args.json) nor a baseline run "
                     f"(run_args.json with router_type); cannot tell how to read its scores.")
 
 

@@ -8,8 +8,8 @@
     decision.chosen()                                                    # ["Qwen2.5-Coder-7B-Instruct"]
 
 A trained router folder (written by ``src/train.py``; a cross-fit run holds one per ``fold_<f>/``) describes
-itself: router_config.json names the stage, backbone, candidates, normalisation and input lengths, next to
-the weights and the tokenizer. Any stage loads (``model.ROUTER_MODELS``: mask_concat, causal, sc, gt_responses;
+itself: its config.json names the stage, backbone, candidates, routing loss, normalisation and input lengths,
+next to the weights, the tokenizer and the model card. Any stage loads (``model.ROUTER_MODELS``: mask_concat, causal, sc, gt_responses;
 gt_responses reads the candidates' responses, so it needs them at routing time). Inputs are laid out by the
 stage's own collator (the model class's ``collator_for``), exactly as in training; prompts are routed in batches
 of ``batch_size``, on CPU by default. Nothing here imports the training code.
@@ -43,8 +43,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from model import load_router_model
-from model.base import ROUTER_CONFIG_NAME
+from model import load_router_model, router_stage
 from routers.base import Router
 from routers.policy import RoutingDecision, RoutingPolicy, estimate_tokens, load_policy, score_kind_of
 from utils.io import DataError
@@ -92,16 +91,16 @@ class PretrainedRouter(Router):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
                         precision: str = "auto") -> "PretrainedRouter":
-        """Load the router saved in ``path`` (a folder with router_config.json) onto ``device`` in ``precision``
+        """Load the router saved in ``path`` (a folder whose config.json names a stage) onto ``device`` in ``precision``
         (``auto`` | ``bf16`` | ``fp32``, see the module docstring; ValueError for another)."""
         dtype = DTYPES[resolve_precision(precision, device)]
         path = Path(path)
-        if not (path / ROUTER_CONFIG_NAME).exists():
-            folds = sorted(str(p.parent) for p in path.glob(f"fold_*/{ROUTER_CONFIG_NAME}"))
+        if router_stage(path) is None:
+            folds = sorted(str(p) for p in path.glob("fold_*") if router_stage(p) is not None)
             if folds:
                 raise DataError(f"{path} is a cross-fit run: each of {', '.join(folds)} holds a router trained "
                                 f"without that fold of the benchmarks. Load one of them, e.g. {folds[0]}.")
-            raise DataError(f"{path / ROUTER_CONFIG_NAME} not found: {path} is not a trained router folder "
+            raise DataError(f"{path / 'config.json'} names no router stage: {path} is not a trained router folder "
                             f"(train one with `python src/train.py <stage> --output_dir {path}`).")
         model, tokenizer = load_router_model(path)
         return cls(model.to(device=device, dtype=dtype), tokenizer, path, batch_size)
