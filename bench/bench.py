@@ -564,20 +564,21 @@ def main(argv: list[str] | None = None) -> None:
         variants = [(layout, "sdpa" if layout == PLAIN else packed_attention, batch) for layout in layouts_of(stage)]
         if stage == "causal" and settings["large_batch"]:
             variants.append((SHARED, packed_attention, settings["large_batch"]))
+        measured = {}
         for layout, attention, batch_size in variants if not args.routing_only else []:
-            row, result = training_row(stage, layout, attention, batch_size, False, settings, records, device,
-                                       ceiling)
+            row, measured[layout, batch_size] = training_row(stage, layout, attention, batch_size, False, settings,
+                                                             records, device, ceiling)
             training_rows.append(row)
-            speedups.setdefault(("train", stage), {})[(layout, batch_size)] = result["examples/s"]
+            speedups.setdefault(("train", stage), {})[(layout, batch_size)] = measured[layout, batch_size]["examples/s"]
         if device.type == "cpu" and not args.routing_only:  # the Trainer's --bf16 on CPU: bf16 autocast
-            library_layout, fp32 = layouts_of(stage)[-1], None
-            for dtype in (None, torch.bfloat16):
-                result = measure_training(stage, library_layout, packed_attention, batch, False,
-                                          {**settings, "dtype": dtype}, records, device, ceiling)
-                fp32 = fp32 or result
-                precision_rows.append([stage, STAGES[stage][1].split(":")[1], library_layout,
-                                       BF16_AUTOCAST if dtype else FP32, batch, result["examples/s"],
-                                       result["tokens/s"], f"{result['examples/s'] / fp32['examples/s']:.2f}x"])
+            library_layout = layouts_of(stage)[-1]
+            fp32 = measured[library_layout, batch]  # the float32 row of the training table
+            bf16 = measure_training(stage, library_layout, packed_attention, batch, False,
+                                    {**settings, "dtype": torch.bfloat16}, records, device, ceiling)
+            for precision, result in ((FP32, fp32), (BF16_AUTOCAST, bf16)):
+                precision_rows.append([stage, STAGES[stage][1].split(":")[1], library_layout, precision, batch,
+                                       result["examples/s"], result["tokens/s"],
+                                       f"{result['examples/s'] / fp32['examples/s']:.2f}x"])
                 print("  " + " | ".join(str(value) for value in precision_rows[-1]), flush=True)
         library_layout = layouts_of(stage)[-1]
         routings = [(layout, None) for layout in layouts_of(stage)]

@@ -52,7 +52,10 @@ import json, sys
 from pathlib import Path
 repo, root = Path(sys.argv[1]), Path(sys.argv[2])
 sys.path[:0] = [str(repo / "src"), str(repo / "tests")]
-from routers.pretrained import save_untrained_router
+try:  # where training builds an untrained router now; older checkouts kept it with the trained-router API
+    from trainers import save_untrained_router
+except ImportError:
+    from routers.pretrained import save_untrained_router
 from test_pretrained_router import CANDIDATES, save_tiny_bert
 folder = save_untrained_router(root / "sc", "sc", save_tiny_bert(root / "bert"), CANDIDATES, max_length=18)
 print(json.dumps({"folder": str(folder), "candidates": list(CANDIDATES)}))
