@@ -187,6 +187,15 @@ def test_config_errors_name_the_file_and_the_field(tmp_path):
     path.write_text("candidates: [\n")
     with pytest.raises(DataError, match="malformed YAML"):
         candidates.load_config(path)
+    path.write_text("candidates:\n  - name: A\n   bad: 1\n")  # the stray key sits on line 3 (1-based)
+    with pytest.raises(DataError) as error:
+        candidates.load_config(path)
+    assert str(error.value) == (f"{path}, line 3: malformed YAML (expected <block end>, but found "
+                                f"'<block mapping start>'). Fix the file (see candidates.example.yaml).")
+    path.write_text("candidates: \x07\n")  # a reader error: no line mark, no parser problem
+    with pytest.raises(DataError) as error:
+        candidates.load_config(path)
+    assert str(error.value).startswith(f"{path}: malformed YAML (unacceptable character #x0007")
     path.write_text("candidates:\n  - name: A\n    input_price_per_million: 1\n    output_price_per_million: -2\n"
                     "  - name: B\n")
     config = candidates.load_config(path)

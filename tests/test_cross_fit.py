@@ -4,7 +4,9 @@ import random
 
 import pytest
 
-from data.cross_fit import cross_fit_pools, fold_of, hold_out_by_source, split_by_fold
+from data.cross_fit import (check_unique_ids, cross_fit_pools, cross_fit_predict, fold_of, hold_out_by_source,
+                            split_by_fold)
+from utils.io import DataError
 
 
 def example(prompt, source="T"):
@@ -123,3 +125,73 @@ def test_hold_out_by_source_edges():
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\)"):
             hold_out_by_source(records, bad, seed=0)
+
+
+def test_check_unique_ids_names_the_benchmark_and_the_repeated_id():
+    check_unique_ids("A", [example("a"), example("b"), example("c")])  # unique: no error
+    check_unique_ids("A", [])
+    records = [example("a"), example("b"), {"prompt_id": "a", "prompt": "other text", "source": "T"}]
+    with pytest.raises(DataError) as error:
+        check_unique_ids("MT-Bench", records)
+    message = str(error.value)
+    assert message.startswith("MT-Bench: prompt_id 'a' appears twice")
+    assert "predictions are keyed by prompt_id, so make the ids unique." in message
+
+
+def _benchmarks():
+    return {"A": [example(f"bench A prompt {i}", "A") for i in range(12)],
+            "B": [example(f"bench B prompt {i}", "B") for i in range(9)]}
+
+
+def test_cross_fit_predict_routes_each_record_once_with_the_pool_of_its_fold():
+    train = [example(f"train prompt {i}", "Train") for i in range(4)]
+    benchmarks = _benchmarks()
+    k = 3
+    calls = []
+
+    def predict_fold(fold, pool, in_fold):
+        calls.append(fold)
+        expected_pool, expected_in_fold = cross_fit_pools(train, benchmarks, fold, k)
+        assert pool == expected_pool and in_fold == expected_in_fold
+        # rows returned in reverse order, each tagged with the fold that routed it
+        return {name: [{"prompt_id": r["prompt_id"], "fold": fold} for r in reversed(rows)]
+                for name, rows in in_fold.items()}
+
+    merged = cross_fit_predict(train, benchmarks, k, predict_fold)
+    assert calls == [0, 1, 2]
+    assert list(merged) == ["A", "B"]
+    for name, records in benchmarks.items():
+        # merged back into the order of the benchmark's records, each routed by its own fold
+        assert [row["prompt_id"] for row in merged[name]] == [r["prompt_id"] for r in records]
+        assert [row["fold"] for row in merged[name]] == [fold_of(r["prompt"], k) for r in records]
+
+
+def test_cross_fit_predict_needs_every_fold():
+    benchmarks = _benchmarks()
+
+    def routes_all_but_fold_1(fold, pool, in_fold):
+        return None if fold == 1 else {name: [{"prompt_id": r["prompt_id"]} for r in rows]
+                                       for name, rows in in_fold.items()}
+
+    assert cross_fit_predict([], benchmarks, 2, routes_all_but_fold_1) is None
+    calls = []
+
+    def routes(fold, pool, in_fold):
+        calls.append(fold)
+        return {name: [{"prompt_id": r["prompt_id"]} for r in rows] for name, rows in in_fold.items()}
+
+    assert cross_fit_predict([], benchmarks, 2, routes, folds=[1]) is None  # fold 0 never ran
+    assert calls == [1]
+    calls.clear()
+    merged = cross_fit_predict([], benchmarks, 2, routes, folds=[1, 0])
+    assert calls == [1, 0]
+    assert {name: len(rows) for name, rows in merged.items()} == {"A": 12, "B": 9}
+
+
+def test_cross_fit_predict_rejects_repeated_ids_before_any_fold():
+    benchmarks = _benchmarks()
+    benchmarks["B"][5] = dict(benchmarks["B"][5], prompt_id=benchmarks["B"][2]["prompt_id"])
+    calls = []
+    with pytest.raises(DataError, match="^B: prompt_id"):
+        cross_fit_predict([], benchmarks, 2, lambda fold, pool, in_fold: calls.append(fold))
+    assert calls == []

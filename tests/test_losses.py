@@ -77,8 +77,9 @@ def test_kl_losses_in_both_directions():
 
 
 def test_unknown_loss_is_refused():
-    with pytest.raises(ValueError, match="Unknown loss_type"):
+    with pytest.raises(ValueError, match="Unknown loss_type") as error:
         routing_loss("Hinge", torch.zeros(1, 2), torch.zeros(1, 2))
+    assert str(error.value).endswith("choose one of CE, BCE, MSE, KL, ForwardKL, ReverseKL.")
 
 
 # Per-row reference definitions in plain Python (the module docstring's formulas), for batches of several rows.
