@@ -194,6 +194,11 @@ def run_module(module: str, output_dir: Path, max_children: int, report_only: bo
              f"Tests: {', '.join(tests)}. Mutants: {total}; killed (or timed out): {killed}; "
              f"listed as equivalent: {n_equivalent}; score {100 * (summary['score'] or 0):.1f}%, "
              f"excluding equivalents {100 * (summary['score_excl_equivalent'] or 0):.1f}%.", ""]
+    stale = sorted(set(known) - {s["key"] for s in survivors})
+    summary["stale_equivalents"] = stale
+    if stale:  # rows for code that has changed or mutants a test now kills: delete them from the doc
+        lines += [f"Rows of {EQUIVALENTS.name} for {module} that match no surviving mutant (delete them):", ""]
+        lines += [f"- `{key}`" for key in stale] + [""]
     for s in survivors:
         label = f"equivalent: {s['equivalent']}" if s["equivalent"] else f"**{s['status']}, not explained**"
         lines += [f"## {s['name']} ({label})", "", "```diff", s["diff"].rstrip(), "```", ""]
@@ -222,7 +227,9 @@ def main() -> None:
         print(f"mutating {module} ...", flush=True)
         summary = run_module(module, output_dir, args.max_children, args.report_only)
         rows.append(summary)
-        print(f"  {summary['killed']}/{summary['mutants']} killed, {summary['equivalent']} equivalent", flush=True)
+        print(f"  {summary['killed']}/{summary['mutants']} killed, {summary['equivalent']} equivalent"
+              + (f", {len(summary['stale_equivalents'])} stale rows of the equivalents list"
+                 if summary["stale_equivalents"] else ""), flush=True)
     table = ["| module | mutants | killed | equivalent | score | score excl. equivalent |", "|---|---|---|---|---|---|"]
     for r in rows:
         table.append(f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['equivalent']} | "

@@ -174,6 +174,16 @@ def test_cross_fit_predict_needs_every_fold():
                                        for name, rows in in_fold.items()}
 
     assert cross_fit_predict([], benchmarks, 2, routes_all_but_fold_1) is None
+    # a fold that trains but routes nothing (None) does not stop the later folds from running
+    calls = []
+
+    def routes_nothing_in_fold_0(fold, pool, in_fold):
+        calls.append(fold)
+        return None if fold == 0 else {name: [{"prompt_id": r["prompt_id"]} for r in rows]
+                                       for name, rows in in_fold.items()}
+
+    assert cross_fit_predict([], benchmarks, 3, routes_nothing_in_fold_0) is None
+    assert calls == [0, 1, 2]
     calls = []
 
     def routes(fold, pool, in_fold):
