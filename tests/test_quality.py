@@ -135,6 +135,27 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     again = (out / "quality.md").read_text()
     assert again.split("\n\n")[0] == report.split("\n\n")[0]
 
+    # the checkpoint-choice ablation on the same runs: each fold re-routed with its kept and its last checkpoint
+    import checkpoint_choice
+
+    checkpoint_choice.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+                            str(tmp_path / "ckpt"), "--precision", "fp32"])
+    table = (tmp_path / "ckpt" / "checkpoint_choice.md").read_text()
+    assert table in capsys.readouterr().out
+    names = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines() if line.startswith("| ")][1:]
+    assert names[1:] == ["lookahead, kept checkpoint (2 seeds)", "lookahead, last checkpoint (2 seeds)"]
+    assert names[0] in ("random", "task-aware")
+    agreement = float(table.split("chose the study's candidate on ")[1].split("%")[0])
+    assert agreement >= 90.0  # the kept checkpoint, routed again, makes the study's choices (up to near ties)
+    routed = sorted((tmp_path / "ckpt").rglob("fold_*_*.json"))
+    assert [p.name for p in routed] == ["fold_0_kept.json", "fold_0_last.json", "fold_1_kept.json",
+                                        "fold_1_last.json"] * 2
+    stamps = {p: p.stat().st_mtime_ns for p in routed}
+    checkpoint_choice.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+                            str(tmp_path / "ckpt"), "--precision", "fp32"])
+    assert {p: p.stat().st_mtime_ns for p in routed} == stamps  # cached folds are not routed again
+    assert (tmp_path / "ckpt" / "checkpoint_choice.md").read_text() == table
+
     # a row's own seeds (the config's `seeds` under the row): the same runs, one seed of them, nothing retrained
     config["routers"]["lookahead"]["seeds"] = [1]
     (tmp_path / "one.yaml").write_text(json.dumps(config))
