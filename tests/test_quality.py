@@ -135,15 +135,17 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     again = (out / "quality.md").read_text()
     assert again.split("\n\n")[0] == report.split("\n\n")[0]
 
-    # the checkpoint-choice ablation on the same runs: each fold re-routed with its kept and its last checkpoint
-    import checkpoint_choice
+    # the post-hoc variants of the same runs: each fold re-routed with its kept and its last checkpoint; the seeds'
+    # scores averaged
+    import posthoc
 
-    checkpoint_choice.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+    posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
                             str(tmp_path / "ckpt"), "--precision", "fp32"])
-    table = (tmp_path / "ckpt" / "checkpoint_choice.md").read_text()
+    table = (tmp_path / "ckpt" / "posthoc.md").read_text()
     assert table in capsys.readouterr().out
     names = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines() if line.startswith("| ")][1:]
-    assert names[1:] == ["lookahead, kept checkpoint (2 seeds)", "lookahead, last checkpoint (2 seeds)"]
+    assert names[1:] == ["lookahead, kept checkpoint (2 seeds)", "lookahead, last checkpoint (2 seeds)",
+                         "lookahead, seed ensemble (1 router)"]
     assert names[0] in ("random", "task-aware")
     agreement = float(table.split("chose the study's candidate on ")[1].split("%")[0])
     assert agreement >= 90.0  # the kept checkpoint, routed again, makes the study's choices (up to near ties)
@@ -151,10 +153,14 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     assert [p.name for p in routed] == ["fold_0_kept.json", "fold_0_last.json", "fold_1_kept.json",
                                         "fold_1_last.json"] * 2
     stamps = {p: p.stat().st_mtime_ns for p in routed}
-    checkpoint_choice.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+    posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
                             str(tmp_path / "ckpt"), "--precision", "fp32"])
     assert {p: p.stat().st_mtime_ns for p in routed} == stamps  # cached folds are not routed again
-    assert (tmp_path / "ckpt" / "checkpoint_choice.md").read_text() == table
+    assert (tmp_path / "ckpt" / "posthoc.md").read_text() == table
+    scores = [[row["router_scores"] for row in json.loads(
+        (out / "runs" / "lookahead" / f"seed{seed}" / "test_predictions" / "GSM8k.json").read_text())] for seed in (0, 1)]
+    ensemble = posthoc.seed_ensemble(quality.Study(config, out, 1), "lookahead")["GSM8k"]
+    assert ensemble.tolist() == [max(range(len(a)), key=lambda j: a[j] + b[j]) for a, b in zip(*scores)]
 
     # a row's own seeds (the config's `seeds` under the row): the same runs, one seed of them, nothing retrained
     config["routers"]["lookahead"]["seeds"] = [1]
