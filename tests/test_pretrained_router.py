@@ -50,7 +50,12 @@ RESPONSES = [["A says sort", "B says sorted(x)"], ["A parses", "B counts words "
 def test_every_stage_routes_like_its_trainer(backbones, tmp_path, stage, backbone, options):
     folder = save_untrained_router(tmp_path / stage, stage, backbones[backbone], CANDIDATES, max_length=48,
                                    **options)
-    router = PretrainedRouter.from_pretrained(folder, batch_size=2, precision="fp32")  # 3 prompts: two batches
+    from transformers import configuration_utils
+    from transformers.testing_utils import CaptureLogger
+
+    with CaptureLogger(configuration_utils.logger) as log:
+        router = PretrainedRouter.from_pretrained(folder, batch_size=2, precision="fp32")  # 3 prompts: two batches
+    assert "instantiate a model of type" not in log.out  # the tokenizer is not loaded through AutoConfig
     assert (router.stage, router.candidates) == (stage, CANDIDATES)
     assert router.score_kind == ("softmax" if options.get("loss_type") == "CE" else "sigmoid")  # BCE, MSE: sigmoid
     scores = router.route(PROMPTS, responses=RESPONSES)

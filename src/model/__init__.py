@@ -43,7 +43,7 @@ def load_router_model(path: str | Path) -> tuple[RouterModel, "AutoTokenizer"]:
         raise DataError(f"{config_file}: field 'stage' is {stage!r}, so this is not a trained router; expected one "
                         f"of {sorted(ROUTER_MODELS)}. Pass the folder train.py wrote (a cross-fit run: one fold_<f>/).")
     model = ROUTER_MODELS[stage].from_pretrained(path, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, config=model.config)  # not AutoConfig: it warns on our model_type
     return model.eval(), tokenizer
 
 
