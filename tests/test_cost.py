@@ -1,5 +1,6 @@
 """Cost-aware routing: costs, the lambda rule, curves, AIQ, APGR / CPT and calibration, against hand-computed values."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -532,3 +533,52 @@ def test_score_kind_of_defaults_and_errors(tmp_path, caplog):
     assert str(error.value) == (f"{tmp_path / 'nothing'}: neither a trained router (config.json with a "
                                 f"stage, run_args.json) nor a baseline run (run_args.json with router_type); cannot tell how "
                                 f"to read its scores.")
+
+
+def test_decide_reads_the_scores_costs_each_candidate_and_caps_the_output():
+    # A: $1 / $2 per million input / output tokens, typical output 10; B: $3 / $4, typical output 20.
+    policy = routing_policy.RoutingPolicy(["A", "B"], willingness_to_pay=2.0,
+                                          prices=[candidates.Price(1, 2), candidates.Price(3, 4)],
+                                          typical_output_tokens=[10.0, 20.0])
+    scores = [[0.0, 0.5], [2.0, 0.0]]
+    capped = policy.decide(scores, "sigmoid", input_tokens=[4, 8], max_output_tokens=15)
+    sigmoid = [[0.5, 1 / (1 + math.exp(-0.5))], [1 / (1 + math.exp(-2.0)), 0.5]]
+    np.testing.assert_allclose(capped.scores, scores)
+    np.testing.assert_allclose(capped.quality, sigmoid)
+    # USD per 1,000 queries = (input tokens x input price + output tokens x output price) / 1,000; B's output capped at 15
+    np.testing.assert_allclose(capped.costs, [[(4 + 20) / 1000, (12 + 60) / 1000], [(8 + 20) / 1000, (24 + 60) / 1000]])
+    # query 0: B is better by 0.1225 and dearer by 0.048 (x lambda 2 = 0.096): B; query 1: A is better and cheaper
+    assert capped.choices.tolist() == [1, 0] and capped.chosen() == ["B", "A"]
+    uncapped = policy.decide(scores, "sigmoid", input_tokens=[4, 8])
+    np.testing.assert_allclose(uncapped.costs[0], [(4 + 20) / 1000, (12 + 80) / 1000])
+    assert uncapped.chosen() == ["A", "A"]  # B now dearer by 0.068 (x 2 = 0.136 > 0.1225)
+
+
+def test_calibration_targets_are_checked_at_their_bounds():
+    check = routing_policy.check_target
+    check(None, 0.0, None, None, None)  # a zero budget and the shares 0 and 1 are allowed
+    for share in (0.0, 1.0):
+        check(["A", "B"], None, share, "A", "B")
+    check(None, None, 0.5, "X", "X")  # without candidates the names are not checked
+    budget_error = "--budget must be a finite number >= 0 (USD per 1,000 queries), got {}. Pass a budget >= 0."
+    for budget in (-0.001, math.inf, math.nan):
+        with pytest.raises(DataError) as error:
+            check(None, budget, None, None, None)
+        assert str(error.value) == budget_error.format(budget)
+    for share in (-0.001, 1.001, math.nan):
+        with pytest.raises(DataError) as error:
+            check(None, None, share, "A", "B")
+        assert str(error.value) == f"--strong_share must lie in [0, 1], got {share}. Pass a share between 0 and 1."
+    for strong, weak in (("Z", "B"), ("A", "Z"), ("A", "A")):
+        with pytest.raises(DataError) as error:
+            check(["A", "B"], None, 0.5, strong, weak)
+        assert str(error.value) == (f"--strong and --weak must name two different candidates of the router "
+                                    f"['A', 'B'], got {strong!r} and {weak!r}. Pass two of those.")
+
+
+def test_calibrate_checks_the_target_against_the_routers_candidates():
+    class Router:  # calibrate reads the candidates before anything else
+        candidates = ["A", "B"]
+
+    with pytest.raises(DataError, match=r"router \['A', 'B'\], got 'Z' and 'A'"):
+        routing_policy.calibrate(Router(), [], [], strong_share=0.5, strong="Z", weak="A")
