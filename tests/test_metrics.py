@@ -1,6 +1,7 @@
 """Metrics against hand-computed values on tiny synthetic records (and a few checks on the real data)."""
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -1046,3 +1047,17 @@ def test_the_difficulty_memo_tells_folders_with_alike_files_apart(tmp_path):
     one = alpaca_lc.fit_instruction_difficulty(tmp_path / "one")
     two = alpaca_lc.fit_instruction_difficulty(tmp_path / "two")
     assert two is not one and two.values.tolist() != pytest.approx(one.values.tolist())
+
+
+def test_alpaca_eval_with_no_judged_answer_gives_nan_rates_without_warnings():
+    # the chosen candidate (0) has no verdict (a null preference) on either query: nothing to average
+    records = [{"prompt_id": str(i), "prompt": f"q{i}", "scores": [1.0, 0.0], "best_model_idx": 0,
+                "preferences": [None, p], "output_lengths": [5 + i, 9], "reference_length": 7}
+               for i, p in enumerate([1.8, 1.2])]
+    difficulty = alpaca_lc.InstructionDifficulty(("q0", "q1"), np.array([0.5, 0.1]), 1.0, ("m",), "t")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty array, no division by zero
+        result = metrics.benchmark_metric("AlpacaEval", records, difficulty).metrics([0, 0])
+    assert math.isnan(result["win_rate"]) and math.isnan(result["discrete_win_rate"])
+    assert math.isnan(result["standard_error"])
+    assert (result["n_total"], result["n_unjudged"], result["n_wins"], result["n_draws"]) == (0, 2, 0, 0)
