@@ -335,8 +335,7 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
                                  args.data_dir, args.candidate_llms), end="")
         for fold in range(folds):  # the folds' model cards, now with the merged test metrics
             fold_dir = Path(args.output_dir) / f"fold_{fold}"
-            write_model_card(fold_dir, trainer_class.stage, RouterModelConfig.from_pretrained(fold_dir),
-                             args_of_fold(fold))
+            write_model_card(fold_dir, trainer_class.stage, RouterModelConfig.from_pretrained(fold_dir), args)
 
 
 def write_fold_eval_results(output_dir: str, folds: int) -> None:

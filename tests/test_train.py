@@ -4,12 +4,14 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM
 
 import train
 from data.cross_fit import fold_of
+from model import RouterModelConfig
 from model.backbones import resolve_backbone
 from synthetic import CANDIDATES, WORDS, write_synthetic_data
 
@@ -479,3 +481,124 @@ def test_push_to_hub_goes_through_the_trainer_with_the_card(backbones, data_dir,
     assert "| stage | `sc` |" in uploads[-1][1] and "| GSM8k |" in uploads[-1][1]  # the card with test metrics
     with pytest.raises(SystemExit, match="--push_to_hub uploads one router"):
         run("sc", backbones["bert"], data_dir, tmp_path / "cf", "--push_to_hub", "True", "--cross_fit_folds", "2")
+
+
+# ----- run_cross_fit's own logic, with the training, the data loading and the scoring replaced by recorders -----
+
+def _fake_records(prefix, n, source):
+    return [{"prompt_id": f"{prefix}{i}", "prompt": f"{prefix} prompt {i}", "source": source,
+             "scores": [1.0, 0.0]} for i in range(n)]
+
+
+@pytest.fixture
+def fake_cross_fit(tmp_path, monkeypatch):
+    """``run(*flags)`` runs ``train.run_cross_fit`` for ``sc`` with 2 candidates on fake inputs (6 training and 2
+    validation records; benchmarks A with 10 records and Empty with none) and records every call it makes:
+    ``calls["fit"]`` (fold, pool prompt ids, validation prompt ids, sample_seed), ``calls["route"]`` (description,
+    number of records), ``calls["reset"]`` (AcceleratorState._reset_state keyword arguments), ``calls["results"]``
+    (write_results' arguments). The fake router scores record i of a benchmark [i % 2, 1 - i % 2]."""
+    train_records, eval_records = _fake_records("t", 6, "Train"), _fake_records("v", 2, "Train")
+    benchmarks = {"A": _fake_records("a", 10, "A"), "Empty": []}
+    calls = {"fit": [], "route": [], "reset": [], "results": []}
+
+    class FakeTrainer:
+        def route(self, records, description):
+            calls["route"].append((description, len(records)))
+            return np.array([[i % 2, 1 - i % 2] for i in range(len(records))], dtype=float)
+
+        def is_world_process_zero(self):
+            return True
+
+    def fake_fit(trainer_class, fold_args, pool, fold_eval, sample_seed):
+        fold = int(Path(fold_args.output_dir).name.split("_")[1])
+        calls["fit"].append((fold, [r["prompt_id"] for r in pool], [r["prompt_id"] for r in fold_eval], sample_seed))
+        RouterModelConfig(stage="sc", backbone_name_or_path="tiny", candidate_llms=CANDIDATES, loss_type="BCE",
+                          score_normalization="min-max", max_seq_length=16).save_pretrained(fold_args.output_dir)
+        return FakeTrainer()
+
+    class FakeState:
+        @staticmethod
+        def _reset_state(**kwargs):
+            calls["reset"].append(kwargs)
+
+    def fake_results(folder, name, benchmarks_, predictions, data_dir, candidates):
+        calls["results"].append({"folder": folder, "predictions": predictions, "data_dir": data_dir,
+                                 "candidates": list(candidates)})
+        return "| the table |\n"
+
+    monkeypatch.setattr(train, "load_inputs", lambda args: (train_records, eval_records, benchmarks))
+    monkeypatch.setattr(train, "fit_router", fake_fit)
+    monkeypatch.setattr(train, "AcceleratorState", FakeState)
+    monkeypatch.setattr(train.runs, "write_results", fake_results)
+
+    def run_fake(*flags):
+        _, args = train.parse_args(["sc", "--output_dir", str(tmp_path / "run"), "--candidate_llms", *CANDIDATES,
+                                    "--data_dir", str(tmp_path / "the-data"), "--seed", "7", "--report_to", "none",
+                                    "--cross_fit_folds", *flags])
+        train.run_cross_fit(train.STAGES["sc"][1], args)
+
+    run_fake.calls, run_fake.benchmarks, run_fake.out = calls, benchmarks, tmp_path / "run"
+    return run_fake
+
+
+def test_run_cross_fit_trains_each_fold_on_its_pool_and_routes_its_own_records(fake_cross_fit, capsys, caplog):
+    from data.cross_fit import hold_out_by_source
+
+    caplog.set_level("INFO", logger="lookahead")
+    fake_cross_fit("3", "--cross_fit_eval_fraction", "0.5")
+    calls, records = fake_cross_fit.calls, fake_cross_fit.benchmarks["A"]
+    assert [fit[0] for fit in calls["fit"]] == [0, 1, 2]
+    for fold, pool, validation, sample_seed in calls["fit"]:
+        others = [r for r in records if fold_of(r["prompt"], 3) != fold]
+        kept, held = hold_out_by_source(others, 0.5, 7)  # seeded by --seed 7
+        assert pool == [f"t{i}" for i in range(6)] + [r["prompt_id"] for r in kept]
+        assert validation == ["v0", "v1"] + [r["prompt_id"] for r in held]
+        assert sample_seed == f"7:fold{fold}"
+        message = (f"fold {fold + 1}/3: {len(pool)} training queries ({len(kept)} from the benchmarks), "
+                   f"{len(validation)} validation queries")
+        assert message in [r.getMessage() for r in caplog.records]
+    # a second seed holds out other records (the seed reaches the hold-out)
+    assert hold_out_by_source(records, 0.5, 7) != hold_out_by_source(records, 0.5, 8)
+    # one Accelerator state reset before each fold after the first, keeping the partial state
+    assert calls["reset"] == [{"reset_partial_state": False}] * 2
+    # each fold routes its own records of A, labelled for the progress bar; Empty (no records) is never routed
+    in_fold = {fold: [r for r in records if fold_of(r["prompt"], 3) == fold] for fold in range(3)}
+    assert calls["route"] == [(f"fold {fold} routing A", len(in_fold[fold])) for fold in range(3) if in_fold[fold]]
+    rows = json.loads((fake_cross_fit.out / "fold_1" / "test_predictions" / "A.json").read_text())
+    assert [(r["prompt_id"], r["fold"], r["choice"]) for r in rows] == [
+        (r["prompt_id"], 1, 1 - i % 2) for i, r in enumerate(in_fold[1])]  # scores [i % 2, 1 - i % 2]
+    assert json.loads((fake_cross_fit.out / "fold_1" / "test_predictions" / "Empty.json").read_text()) == []
+    # the merged predictions go to write_results with the run's data folder; its table is printed as returned
+    (result,) = calls["results"]
+    assert result["data_dir"] == str(fake_cross_fit.out.parent / "the-data")
+    assert [r["prompt_id"] for r in result["predictions"]["A"]] == [r["prompt_id"] for r in records]
+    assert capsys.readouterr().out == "| the table |\n"
+    for fold in range(3):  # each fold's model card: its stage, and the cross-fitting it was trained under
+        card = (fake_cross_fit.out / f"fold_{fold}" / "README.md").read_text()
+        assert f"# fold_{fold}: a `sc` router over 2 candidates" in card
+        assert "| cross-fitting | 3 folds: this router also trained on the other folds of" in card
+
+
+def test_run_cross_fit_reuses_predictions_only_when_resuming(fake_cross_fit, caplog):
+    caplog.set_level("INFO", logger="lookahead")
+    fake_cross_fit("2")
+    assert [fit[0] for fit in fake_cross_fit.calls["fit"]] == [0, 1]
+    fake_cross_fit.calls["fit"].clear()
+    fake_cross_fit("2")  # a fresh run (no --resume_from_checkpoint) trains again over written predictions
+    assert [fit[0] for fit in fake_cross_fit.calls["fit"]] == [0, 1]
+    fake_cross_fit.calls["fit"].clear()
+    caplog.clear()
+    fake_cross_fit("2", "--resume_from_checkpoint", "last-checkpoint")
+    assert fake_cross_fit.calls["fit"] == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert "fold 0: predictions already written, kept" in messages
+    assert "fold 1: predictions already written, kept" in messages
+
+
+def test_run_cross_fit_refuses_push_to_hub(fake_cross_fit):
+    with pytest.raises(SystemExit) as error:
+        fake_cross_fit("2", "--push_to_hub", "True")
+    assert str(error.value) == (
+        "error: --push_to_hub uploads one router, and a cross-fit run trains one per fold on the test benchmarks' "
+        "other folds (for evaluation, not for use): train without --cross_fit_folds to push.")
+    assert fake_cross_fit.calls["fit"] == []
