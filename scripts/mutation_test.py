@@ -14,7 +14,7 @@ Run again over an existing output folder, it keeps the verdicts of mutants alrea
 source is unchanged, copies the current tests and retries only the others (adding tests cannot revive a
 killed mutant; a changed source starts the module afresh).
 
-Score = (killed + timed out) / mutants; "score excl. equivalent" leaves out the mutants listed as equivalent.
+Score = (killed + timed out + crashed) / mutants; "score excl. equivalent" leaves out the mutants listed as equivalent.
 A slow target, not part of the default test run: the whole list takes about an hour on two busy cores
 (``MODULES`` notes the slow ones). Needs the ``test`` extra (``pip install -e ".[test]"``: mutmut).
 
@@ -56,7 +56,7 @@ MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
     "calibrate": ("src/calibrate.py", ["tests/test_cost.py"], ["calibrate.*", "!calibrate.x_main__mutmut_*"]),
     "sandbox": ("src/rewards/sandbox.py", ["tests/test_rewards_unit_tests.py"], None),
 }
-KILLED = {"killed", "timeout"}
+KILLED = {"killed", "timeout", "segfault"}  # a test process that crashes on the mutant fails the suite too
 # mutmut's exit-code meaning (mutmut.stats.status_by_exit_code), for the ones a run leaves
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault",

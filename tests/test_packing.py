@@ -18,8 +18,8 @@ from model import LookaheadCLM, LookaheadMLM, PromptClassifier, ResponseScorer, 
 from model.backbones import resolve_backbone
 from model.chunked_ce import ChunkedLinearCrossEntropy, linear_cross_entropy
 from model.packing import (Document, attention_arguments, dense_mask, document_bounds, first_fit_rows,
-                           flex_block_mask, one_document_per_row, pack, row_assignment, single_row,
-                           varlen_arguments)
+                           flex_block_mask, one_document_per_row, pack, packed_hidden_states, row_assignment,
+                           single_row, varlen_arguments)
 from trainers import CausalTrainer, GTResponsesTrainer, MaskConcatTrainer, SCTrainer
 from model.collators import CausalCollator, MaskConcatCollator, PromptCollator, ResponseCollator
 from trainers.mask_concat import mask_slots
@@ -430,3 +430,73 @@ def test_cuda_linear_cross_entropy_matches_full_logits():
         assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
         for got, want in zip(grads, expected_grads):
             assert (got - want).norm() <= 1e-4 * want.norm()
+
+
+# ----- the kernels' arguments: types, dtypes and devices (the checks above compare values) -----
+
+def test_packed_integer_fields_are_long():
+    documents = [Document([5, 6, 7], [0, 1, 1], block_ids=[0, 1, 2], labels=[-100, 6, 7]), Document([8], [0],
+                                                                                                   block_ids=[0],
+                                                                                                   labels=[8])]
+    batch, _ = pack(documents, [[0, 1]], pad_token_id=0)
+    # block ids and labels index embeddings / the loss: integer tensors, never floats
+    assert batch["block_ids"].dtype == torch.long and batch["labels"].dtype == torch.long
+    assert batch["labels"].tolist() == [[-100, 6, 7, 8]] and batch["block_ids"].tolist() == [[0, 1, 2, 0]]
+
+
+def test_flash_attention_refuses_prefix_sharing_with_the_fix_and_passes_varlen_lengths():
+    config = LlamaConfig(**TINY)
+    config._attn_implementation = "flash_attention_2"
+    with pytest.raises(ValueError) as error:
+        attention_arguments(config, torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long),
+                            True, torch.float32)
+    assert str(error.value) == ("The prefix-shared layout (stage causal) cannot run on flash-attention varlen, which "
+                                "only separates documents; use --attn_implementation flex_attention (GPU) or sdpa.")
+    arguments = attention_arguments(config, torch.tensor([[0, 0, 1, 1, 1]]), None, True, torch.float32)
+    assert arguments["cu_seq_lens_q"].tolist() == [0, 2, 5] and arguments["max_length_q"] == 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sdpa_gets_a_boolean_mask_and_eager_an_additive_mask_of_the_model_dtype(dtype):
+    document_ids = torch.tensor([[0, 0, 1, -1]])
+    config = LlamaConfig(**TINY)
+    config._attn_implementation = "sdpa"
+    allowed = attention_arguments(config, document_ids, None, True, dtype)["attention_mask"]
+    assert allowed.dtype == torch.bool
+    # causal, documents {0, 1} and {2}, position 3 padding (sees only itself)
+    assert allowed[0, 0].tolist() == [[True, False, False, False], [True, True, False, False],
+                                      [False, False, True, False], [False, False, False, True]]
+    config._attn_implementation = "eager"
+    additive = attention_arguments(config, document_ids, None, True, dtype)["attention_mask"]
+    assert additive.dtype == dtype
+    assert torch.equal(additive == 0, allowed) and bool((additive[~allowed] == torch.finfo(dtype).min).all())
+
+
+def test_masks_are_built_on_the_device_of_the_document_ids():
+    # the meta device stands in for a GPU here: a mask built on the default device would not match it
+    document_ids = torch.tensor([[0, 0, 1, -1]]).to("meta")
+    assert dense_mask(document_ids, None, True).device.type == "meta"
+    config = LlamaConfig(**TINY)
+    config._attn_implementation = "eager"
+    assert attention_arguments(config, document_ids, None, True, torch.float32)["attention_mask"].device.type == "meta"
+
+
+def test_flex_block_mask_compiles_only_on_cuda(monkeypatch):
+    import torch.nn.attention.flex_attention as flex
+
+    seen = {}
+    monkeypatch.setattr(flex, "create_block_mask", lambda *args, **kwargs: seen.update(kwargs) or "mask")
+    assert flex_block_mask(torch.tensor([[0, 0, 1]]), None, True) == "mask"
+    assert seen["_compile"] is False and seen["device"] == torch.device("cpu")
+
+
+def test_packed_hidden_states_pass_the_backbones_own_keywords():
+    torch.manual_seed(0)
+    backbone = BertModel(BertConfig(vocab_size=50, max_position_embeddings=16, **TINY)).eval()
+    input_ids, positions = torch.tensor([[1, 7, 9, 2]]), torch.arange(4)[None]
+    documents, segment_b = torch.zeros(1, 4, dtype=torch.long), torch.ones(1, 4, dtype=torch.long)
+    plain = packed_hidden_states(backbone, False, input_ids, positions, documents)
+    with_segments = packed_hidden_states(backbone, False, input_ids, positions, documents, token_type_ids=segment_b)
+    expected = backbone(input_ids=input_ids, position_ids=positions, token_type_ids=segment_b).last_hidden_state
+    torch.testing.assert_close(with_segments, expected, atol=1e-5, rtol=1e-5)  # one document: no mask needed
+    assert not torch.allclose(plain, with_segments)  # the keyword reached the backbone

@@ -123,8 +123,8 @@ def document_bounds(document_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     index = torch.arange(flat.numel(), device=flat.device)[real]
     documents = flat[real]
     count = int(documents.max()) + 1
-    first = torch.full((count,), flat.numel(), device=flat.device).scatter_reduce(0, documents, index, "amin")
-    last = torch.full((count,), -1, device=flat.device).scatter_reduce(0, documents, index, "amax")
+    first = flat.new_full((count,), flat.numel()).scatter_reduce(0, documents, index, "amin")  # on flat's device
+    last = flat.new_full((count,), -1).scatter_reduce(0, documents, index, "amax")
     return first, last
 
 
