@@ -54,7 +54,7 @@ MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
     "candidates": ("src/candidates.py", ["tests/test_cost.py"], None),
     # not main: the calibration command's argument parsing (mostly --help texts); test_cost.py runs it once
     "calibrate": ("src/calibrate.py", ["tests/test_cost.py"], ["calibrate.*", "!calibrate.x_main__mutmut_*"]),
-    "sandbox": ("src/rewards/sandbox.py", ["tests/test_rewards_unit_tests.py"], None),
+    "sandbox": ("src/rewards/sandbox.py", ["tests/test_rewards_unit_tests.py", "tests/test_sandbox_unit.py"], None),
 }
 KILLED = {"killed", "timeout"}
 # mutmut's exit-code meaning (mutmut.stats.status_by_exit_code), for the ones a run leaves
