@@ -573,6 +573,24 @@ def test_run_program_survives_a_program_that_deletes_its_own_directory(recorded_
     assert not os.path.exists(calls[0]["cwd"])
 
 
+def test_run_program_survives_a_directory_that_cannot_be_removed(recorded_run, monkeypatch):
+    # e.g. a process that left the run's group still writing there, or a mount point: EBUSY
+    calls, _ = recorded_run
+    monkeypatch.setattr(sandbox, "_isolation", Isolation((), "no bwrap", (), None, 0))
+    real_rmdir = os.rmdir
+
+    def busy(path, *args, **kwargs):
+        if calls and os.fspath(path) == calls[0]["cwd"]:
+            raise OSError(errno.EBUSY, "Device or resource busy", path)
+        return real_rmdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", busy)
+    assert sandbox.run_program("x = 1", [], LIMITS, allow_unconfined=True).error is None
+    monkeypatch.undo()
+    assert os.path.isdir(calls[0]["cwd"])  # left for the next scorer's clean-up (named with this pid)
+    os.rmdir(calls[0]["cwd"])
+
+
 @pytest.mark.parametrize("outcome, results, error", [
     (({}, True, 0, -9, ""), ["timed out"] * 2, "exceeded the wall-time limit of 6 s"),
     (({"results": ["passed", "passed"], "violation": "sockets"}, False, 0, 0, ""),
