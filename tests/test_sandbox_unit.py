@@ -480,6 +480,45 @@ def test_the_real_user_task_count_includes_this_process_threads():
     assert sandbox._user_task_count() >= len(os.listdir("/proc/self/task")) >= 1
 
 
+# --- isolation() ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def probes(monkeypatch):
+    """isolation() not yet probed, with recording stand-ins for the probes; returns the calls."""
+    calls = []
+    monkeypatch.setattr(sandbox, "_isolation", None)
+    monkeypatch.setattr(sandbox, "_user_task_count", lambda: calls.append("tasks") or 41)
+    monkeypatch.setattr(sandbox, "_pids_cgroup_parent", lambda: calls.append("cgroup") or Path("/cg"))
+    monkeypatch.setattr(sandbox, "_remove_leftovers", lambda parent: calls.append(("leftovers", parent)))
+    monkeypatch.setattr(sandbox, "_namespace_prefix", lambda: calls.append("unshare") or ("unshare", "--net"))
+    return calls
+
+
+def test_isolation_probes_once_and_removes_leftovers(probes, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sandbox, "_probe_bwrap", lambda: (("bwrap", "--x"), None))
+    first = sandbox.isolation()
+    # root: RLIMIT_NPROC is not used, so no task count; with bwrap, no unshare probe
+    assert first == Isolation(("bwrap", "--x"), None, (), Path("/cg"), 0)
+    assert probes == ["cgroup", ("leftovers", Path("/cg"))]
+    assert sandbox.isolation() is first and len(probes) == 2  # cached
+
+
+def test_isolation_without_bwrap_probes_unshare_and_counts_this_users_tasks(probes, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(sandbox, "_probe_bwrap", lambda: ((), "bwrap is not installed"))
+    assert sandbox.isolation() == Isolation((), "bwrap is not installed", ("unshare", "--net"), Path("/cg"), 41)
+    assert probes == ["tasks", "cgroup", ("leftovers", Path("/cg")), "unshare"]
+
+
+def test_isolation_refuses_other_systems(probes, monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    with pytest.raises(RuntimeError) as raised:
+        sandbox.isolation()
+    assert str(raised.value) == "The unit-test sandbox needs Linux (namespaces, resource limits, /proc)."
+    assert probes == []
+
+
 # --- describe_isolation ----------------------------------------------------------------------------------
 
 LIMITS_TEXT = "wall 30 s, per test 5 s, CPU 20 s, memory 1024 MB, output 1000000 bytes; audit hook on files, " \
@@ -595,7 +634,10 @@ def test_run_program_survives_a_directory_that_cannot_be_removed(recorded_run, m
     (({}, True, 0, -9, ""), ["timed out"] * 2, "exceeded the wall-time limit of 6 s"),
     (({"results": ["passed", "passed"], "violation": "sockets"}, False, 0, 0, ""),
      ["failed: sandbox violation: sockets"] * 2, "sandbox violation: sockets"),
-], ids=["timed_out", "violation"])
+    (({}, False, 0, 1, "Traceback: boom"), ["failed: the sandbox ended without a report (exit status 1): "
+                                          "Traceback: boom"] * 2,
+     "the sandbox ended without a report (exit status 1): Traceback: boom"),
+], ids=["timed_out", "violation", "no_report"])
 def test_run_program_scores_zero_with_the_reason_on_every_test(recorded_run, monkeypatch, outcome, results, error):
     _, recorded = recorded_run
     monkeypatch.setattr(sandbox, "_isolation", Isolation(("/b/bwrap",), None, (), None, 0))
@@ -734,6 +776,28 @@ def test_wait_exited_with_no_time_left_does_not_wait(monkeypatch):
     try:
         assert sandbox._wait_exited(child.pid, 0) is False and waits == []
         assert sandbox._wait_exited(child.pid, 0.02) is False and sum(waits) >= 0.02  # waited up to the limit
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_wait_exited_notices_an_exit_within_ten_milliseconds(monkeypatch):
+    # a fake clock: the child is killed (and has exited) once 0.1 s have passed on it
+    child = subprocess.Popen(["sleep", "60"])
+    clock, killed = [100.0], []
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+
+    def sleep(seconds):
+        clock[0] += seconds
+        if clock[0] >= 100.1 and not killed:
+            child.kill()
+            os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+            killed.append(clock[0])
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    try:
+        assert sandbox._wait_exited(child.pid, 5) is True
+        assert clock[0] <= 100.1 + 0.01
     finally:
         child.kill()
         child.wait()
