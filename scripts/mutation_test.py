@@ -12,7 +12,8 @@ prints a table of the scores.
 
 Run again over an existing output folder, it keeps the verdicts of mutants already killed while the module's
 source is unchanged, copies the current tests and retries only the others (adding tests cannot revive a
-killed mutant; a changed source starts the module afresh).
+killed mutant; a changed source starts the module afresh, and so does a changed test list: mutmut then
+re-checks every mutant).
 
 Score = (killed + timed out + crashed) / mutants; "score excl. equivalent" leaves out the mutants listed as equivalent.
 A slow target, not part of the default test run: the whole list takes about an hour on two busy cores
@@ -54,7 +55,7 @@ MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
     "candidates": ("src/candidates.py", ["tests/test_cost.py"], None),
     # not main: the calibration command's argument parsing (mostly --help texts); test_cost.py runs it once
     "calibrate": ("src/calibrate.py", ["tests/test_cost.py"], ["calibrate.*", "!calibrate.x_main__mutmut_*"]),
-    "sandbox": ("src/rewards/sandbox.py", ["tests/test_rewards_unit_tests.py"], None),
+    "sandbox": ("src/rewards/sandbox.py", ["tests/test_rewards_unit_tests.py", "tests/test_sandbox_unit.py"], None),
 }
 KILLED = {"killed", "timeout", "segfault"}  # a test process that crashes on the mutant fails the suite too
 # mutmut's exit-code meaning (mutmut.stats.status_by_exit_code), for the ones a run leaves
