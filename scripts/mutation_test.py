@@ -57,10 +57,11 @@ MODULES: dict[str, tuple[str, list[str], list[str] | None]] = {
     "calibrate": ("src/calibrate.py", ["tests/test_cost.py"], ["calibrate.*", "!calibrate.x_main__mutmut_*"]),
     "sandbox": ("src/rewards/sandbox.py", ["tests/test_rewards_unit_tests.py", "tests/test_sandbox_unit.py"], None),
 }
-KILLED = {"killed", "timeout", "segfault"}  # a test process that crashes on the mutant fails the suite too
+KILLED = {"killed", "timeout", "segfault", "crashed"}  # a test process that crashes on the mutant fails the suite too
 # mutmut's exit-code meaning (mutmut.stats.status_by_exit_code), for the ones a run leaves
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault",
+          -6: "crashed",  # SIGABRT (not in mutmut's table): the test process aborted
           None: "not checked"}
 
 

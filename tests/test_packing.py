@@ -500,3 +500,10 @@ def test_packed_hidden_states_pass_the_backbones_own_keywords():
     expected = backbone(input_ids=input_ids, position_ids=positions, token_type_ids=segment_b).last_hidden_state
     torch.testing.assert_close(with_segments, expected, atol=1e-5, rtol=1e-5)  # one document: no mask needed
     assert not torch.allclose(plain, with_segments)  # the keyword reached the backbone
+
+
+def test_flex_block_mask_has_one_batch_entry_per_row_and_bounds_of_a_token_at_index_0():
+    # two rows with different layouts: a mask built for one broadcast row would give row 1 row 0's documents
+    assert flex_block_mask(torch.tensor([[0, 0, 1, 1], [0, 1, 1, -1]]), None, False).shape[0] == 2
+    first, last = document_bounds(torch.tensor([[0, 1, 1]]))  # document 0: one token, at flat index 0
+    assert first.tolist() == [0, 1] and last.tolist() == [0, 2]
