@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from model.losses import normalize_per_query, routing_loss
+from model.losses import ROUTING_LOSSES, normalize_per_query, routing_loss
 
 
 def close(tensor, value):
@@ -204,3 +204,22 @@ def test_adding_a_routing_loss_is_one_registry_entry(monkeypatch, tmp_path):
     assert policy.score_kind_of(tmp_path) == "sigmoid"
     np.testing.assert_allclose(policy.quality_estimates([[0.0, math.log(3.0)]], policy.score_kind_of(tmp_path)),
                                [[0.5, 0.75]])
+
+
+@pytest.mark.parametrize("name", list(ROUTING_LOSSES))
+def test_leading_dimensions_are_rows(name):
+    # [2, 3, k]: the six (query, candidate-score) rows flattened to [6, k] give the same loss; the last
+    # dimension, not dimension 1, holds the candidates
+    generator = torch.Generator().manual_seed(0)
+    logits, scores = torch.randn(2, 3, 4, generator=generator), torch.rand(2, 3, 4, generator=generator)
+    scores[0, 1] = torch.tensor([0.5, 0.5, 0.2, 0.5])  # a tie for the best (CE splits the target)
+    flat = routing_loss(name, logits.reshape(6, 4), scores.reshape(6, 4), kl_temperature=0.5)
+    torch.testing.assert_close(routing_loss(name, logits, scores, kl_temperature=0.5), flat)
+
+
+@pytest.mark.parametrize("method", ["none", "min-max", "softmax", "standardization"])
+def test_normalisation_of_leading_dimensions_is_row_by_row(method):
+    scores = torch.rand(2, 3, 4, generator=torch.Generator().manual_seed(1))
+    scores[1, 2] = 0.7  # a row of equal scores (zero spread)
+    expected = normalize_per_query(scores.reshape(6, 4), method).reshape(2, 3, 4)
+    torch.testing.assert_close(normalize_per_query(scores, method), expected)

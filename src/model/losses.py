@@ -1,7 +1,9 @@
 """Routing losses and per-query score normalisation.
 
 Every loss takes the router's ``logits [B, k]`` (one per candidate) and the query's normalised candidate
-scores ``scores [B, k]`` (higher is better) and returns a scalar averaged over the batch.
+scores ``scores [B, k]`` (higher is better) and returns a scalar averaged over the batch. Any leading
+dimensions count as rows: ``[..., k]`` gives the loss of the flattened ``[-1, k]`` (the same holds for
+``normalize_per_query``, row by row).
 
     CE         cross-entropy towards the best candidate; when several candidates tie for the best score
                the target is split evenly between them (= the usual one-hot CE when the best is unique).
