@@ -100,6 +100,21 @@ def prepare(work: Path, source: str, tests: list[str]) -> bool:
     return keep
 
 
+# what mutmut and prepare() put in the folder the mutants run in; anything else there was written by a test
+MUTANTS_FOLDER = {"src", "tests", "data", "compressed_data", "pyproject.toml", "mutmut-stats.json"}
+
+
+def remove_leftovers(mutants: Path) -> list[str]:
+    """Delete what tests wrote into the mutants' working folder (a mutant that changes an output path can leave a
+    run folder there, which later mutants then read: one let ``from_pretrained(None)`` find a ``None/``
+    router); returns the names deleted."""
+    leftovers = sorted(p.name for p in mutants.iterdir() if p.name not in MUTANTS_FOLDER) if mutants.exists() else []
+    for name in leftovers:
+        path = mutants / name
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    return leftovers
+
+
 def verdicts(work: Path, source: str) -> dict[str, str]:
     meta = json.loads((work / "mutants" / (source + ".meta")).read_text())
     return {name: STATUS.get(code, "suspicious") for name, code in meta["exit_code_by_key"].items()}
@@ -171,8 +186,13 @@ def run_module(module: str, output_dir: Path, max_children: int, report_only: bo
     elif globs:
         args += [g for g in globs if not g.startswith("!")]
     if args:
+        remove_leftovers(work / "mutants")
         result = mutmut(work, *args)
         (work / "mutmut_run.log").write_text(result.stdout[-200_000:] + result.stderr[-200_000:])
+        leftovers = remove_leftovers(work / "mutants")
+        if leftovers:  # written during this run: a mutant checked after them may have read them
+            print(f"  warning: tests wrote {', '.join(leftovers)} into the working folder (deleted); run {module} "
+                  f"again to recheck its survivors without them", flush=True)
         if "failed to collect stats" in result.stdout + result.stderr:  # mutmut then marks every mutant unkilled
             raise SystemExit(f"error: {', '.join(tests)} fail on the unmutated {source}, so no mutant can be judged; "
                              f"fix the tests first (see {work / 'mutmut_run.log'})")
