@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in config.get("routers") or {}:
         runs = {"kept": [], "last": []}
         kept_steps, agreement = [], []
-        for seed in study.row_seeds(name):
+        stored_runs = study.trained_runs(name)  # the study's own choices, per seed
+        for seed, stored in zip(study.row_seeds(name), stored_runs):
             run_dir = study.run_dir(name, seed)
             merged = {"kept": {b: {} for b in benchmarks}, "last": {b: {} for b in benchmarks}}
             for fold in range(study.folds):
@@ -90,7 +91,6 @@ def main(argv: list[str] | None = None) -> None:
             for which in runs:
                 runs[which].append({b: np.array([merged[which][b][r["prompt_id"]] for r in study.benchmarks[b]])
                                     for b in benchmarks})
-            stored = study.trained_runs(name)[study.row_seeds(name).index(seed)]
             same = sum(int((stored[b] == runs["kept"][-1][b]).sum()) for b in benchmarks)
             agreement.append(same / sum(len(stored[b]) for b in benchmarks))
         rows[f"{name}, kept checkpoint"] = runs["kept"]

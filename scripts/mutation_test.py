@@ -63,6 +63,8 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault",
           -6: "crashed",  # SIGABRT (not in mutmut's table): the test process aborted
           None: "not checked"}
+# what mutmut and prepare() put in the folder the mutants run in; anything else there was written by a test
+MUTANTS_FOLDER = {"src", "tests", "data", "compressed_data", "pyproject.toml", "mutmut-stats.json"}
 
 
 def mutmut_config(source: str, tests: list[str]) -> str:
@@ -100,10 +102,6 @@ def prepare(work: Path, source: str, tests: list[str]) -> bool:
     return keep
 
 
-# what mutmut and prepare() put in the folder the mutants run in; anything else there was written by a test
-MUTANTS_FOLDER = {"src", "tests", "data", "compressed_data", "pyproject.toml", "mutmut-stats.json"}
-
-
 def remove_leftovers(mutants: Path) -> list[str]:
     """Delete what tests wrote into the mutants' working folder (a mutant that changes an output path can leave a
     run folder there, which later mutants then read: one let ``from_pretrained(None)`` find a ``None/``
@@ -111,7 +109,10 @@ def remove_leftovers(mutants: Path) -> list[str]:
     leftovers = sorted(p.name for p in mutants.iterdir() if p.name not in MUTANTS_FOLDER) if mutants.exists() else []
     for name in leftovers:
         path = mutants / name
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     return leftovers
 
 
@@ -213,7 +214,7 @@ def run_module(module: str, output_dir: Path, max_children: int, report_only: bo
                "equivalent": n_equivalent, "score": killed / total if total else None,
                "score_excl_equivalent": killed / (total - n_equivalent) if total > n_equivalent else None}
     lines = [f"# Mutation testing: {module} ({source})", "",
-             f"Tests: {', '.join(tests)}. Mutants: {total}; killed (or timed out): {killed}; "
+             f"Tests: {', '.join(tests)}. Mutants: {total}; killed (or timed out, or crashed): {killed}; "
              f"listed as equivalent: {n_equivalent}; score {100 * (summary['score'] or 0):.1f}%, "
              f"excluding equivalents {100 * (summary['score_excl_equivalent'] or 0):.1f}%.", ""]
     stale = sorted(set(known) - {s["key"] for s in survivors})

@@ -33,15 +33,19 @@ def router_stage(folder: str | Path) -> str | None:
 
 
 def load_router_model(path: str | Path) -> tuple[RouterModel, "AutoTokenizer"]:
-    """The router model (in eval mode, float32) and its tokenizer saved in ``path`` by training."""
-    config_file = Path(path) / "config.json"
-    if not config_file.exists():
-        raise DataError(f"{config_file} not found: {path} is not a trained router folder (train one with "
-                        f"`python src/train.py <stage> --output_dir {path}`).")
+    """The router model (in eval mode, float32) and its tokenizer saved in ``path`` by training. DataError when
+    ``path`` holds no router (naming the folds when it is a cross-fit run) or a stage we do not know."""
+    path = Path(path)
     stage = router_stage(path)
+    if stage is None:
+        folds = sorted(str(p) for p in path.glob("fold_*") if router_stage(p) is not None)
+        if folds:
+            raise DataError(f"{path} is a cross-fit run: each of {', '.join(folds)} holds a router trained "
+                            f"without that fold of the benchmarks. Load one of them, e.g. {folds[0]}.")
+        raise DataError(f"{path / 'config.json'} names no router stage: {path} is not a trained router folder "
+                        f"(train one with `python src/train.py <stage> --output_dir {path}`).")
     if stage not in ROUTER_MODELS:
-        raise DataError(f"{config_file}: field 'stage' is {stage!r}, so this is not a trained router; expected one "
-                        f"of {sorted(ROUTER_MODELS)}. Pass the folder train.py wrote (a cross-fit run: one fold_<f>/).")
+        raise DataError(f"{path / 'config.json'}: field 'stage' is {stage!r}; expected one of {sorted(ROUTER_MODELS)}.")
     model = ROUTER_MODELS[stage].from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path, config=model.config)  # not AutoConfig: it warns on our model_type
     return model.eval(), tokenizer

@@ -114,8 +114,10 @@ def score_kind_of(folder: str | Path) -> str:
     baseline run (run_args.json of eval_baseline.py, with its router_type)."""
     folder = Path(folder)
     router = router_stage(folder) is not None
-    for description in (folder / "config.json", folder / "run_args.json", folder.parent / "run_args.json"):
-        if description.exists() and (router or description.name == "run_args.json"):
+    descriptions = ([folder / "config.json"] if router else []) + [folder / "run_args.json",
+                                                                   folder.parent / "run_args.json"]
+    for description in descriptions:
+        if description.exists():
             loss = read_json(description).get("loss_type")
             if loss is not None:
                 if loss not in ROUTING_LOSSES:

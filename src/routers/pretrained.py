@@ -43,7 +43,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from model import load_router_model, router_stage
+from model import load_router_model
 from routers.base import Router
 from routers.policy import RoutingDecision, RoutingPolicy, estimate_tokens, load_policy, score_kind_of
 from utils.io import DataError
@@ -92,16 +92,10 @@ class PretrainedRouter(Router):
     def from_pretrained(cls, path: str | Path, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
                         precision: str = "auto") -> "PretrainedRouter":
         """Load the router saved in ``path`` (a folder whose config.json names a stage) onto ``device`` in ``precision``
-        (``auto`` | ``bf16`` | ``fp32``, see the module docstring; ValueError for another)."""
+        (``auto`` | ``bf16`` | ``fp32``, see the module docstring; ValueError for another; DataError for a folder
+        without a router, as ``model.load_router_model``)."""
         dtype = DTYPES[resolve_precision(precision, device)]
         path = Path(path)
-        if router_stage(path) is None:
-            folds = sorted(str(p) for p in path.glob("fold_*") if router_stage(p) is not None)
-            if folds:
-                raise DataError(f"{path} is a cross-fit run: each of {', '.join(folds)} holds a router trained "
-                                f"without that fold of the benchmarks. Load one of them, e.g. {folds[0]}.")
-            raise DataError(f"{path / 'config.json'} names no router stage: {path} is not a trained router folder "
-                            f"(train one with `python src/train.py <stage> --output_dir {path}`).")
         model, tokenizer = load_router_model(path)
         return cls(model.to(device=device, dtype=dtype), tokenizer, path, batch_size)
 
