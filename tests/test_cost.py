@@ -179,6 +179,12 @@ def test_score_kind_of_runs(tmp_path):
     (tmp_path / "run" / "fold_0" / "config.json").write_text(json.dumps({"stage": "sc"}))
     assert routing_policy.score_kind_of(tmp_path / "run" / "fold_0") == "sigmoid"
     assert routing_policy.score_kind_of(tmp_path / "run") == "sigmoid"
+    # a router's own config.json wins over the run's arguments; a config.json without a stage (a backbone's, say)
+    # is not a router's and is not read
+    (tmp_path / "run" / "fold_0" / "config.json").write_text(json.dumps({"stage": "sc", "loss_type": "CE"}))
+    assert routing_policy.score_kind_of(tmp_path / "run" / "fold_0") == "softmax"
+    (tmp_path / "run" / "fold_0" / "config.json").write_text(json.dumps({"loss_type": "CE"}))
+    assert routing_policy.score_kind_of(tmp_path / "run" / "fold_0") == "sigmoid"
     with pytest.raises(DataError, match="cannot tell how to read its scores"):
         routing_policy.score_kind_of(tmp_path)
 
