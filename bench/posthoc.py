@@ -5,7 +5,16 @@
   (``routers.pretrained.PretrainedRouter``, ``--precision``), so the two rows differ in the checkpoint alone; the
   kept checkpoint's choices are also compared with the study's own predictions (agreement printed);
 - seed ensemble: the seeds' router scores (the study's predictions) averaged per query, the candidate with the
-  highest mean chosen: one router from all the row's seeds, so it has no seed spread, only the query bootstrap.
+  highest mean chosen: one router from all the row's seeds, so it has no seed spread, only the query bootstrap;
+- task-prior blend: each query's quality estimates (the sigmoid of the router's logits, on the scale of its
+  routing targets: per-query min-max) mixed with the task-aware baseline's prior for the query's predicted source
+  (the mean per-query min-max targets of that source in the fold's training part):
+  ``(1 - w) * prior + w * estimates``, w = 0 is the task-aware baseline, w = 1 the router alone. One w per row,
+  chosen on validation only: the rows' cross-fit validation hold-out of the benchmarks
+  (``--cross_fit_eval_fraction``, re-drawn from the run's seed exactly as ``src/train.py`` did), routed by each
+  fold's kept checkpoint; the w with the highest mean validation reward over seeds and folds (the smallest on
+  ties) routes the test folds. Rows trained with another loss or normalisation than BCE on min-max targets, or
+  without a benchmark hold-out, get no blend (a note says why).
 
     python bench/posthoc.py --config bench/quality_cpu.yaml --runs_dir output/quality_cpu --output_dir output/posthoc
 
@@ -25,7 +34,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (puts src/ on the path)
-from data.cross_fit import split_by_fold  # noqa: E402
+from data.cross_fit import cross_fit_pools, hold_out_by_source, split_by_fold  # noqa: E402
+from data.scaling import record_scores, scale_scores_by_source  # noqa: E402
+from routers.embedding import TaskRouter  # noqa: E402
+from routers.policy import quality_estimates, score_kind_of  # noqa: E402
 from routers.pretrained import PretrainedRouter  # noqa: E402
 from runs import read_predictions  # noqa: E402
 from utils.io import read_json, write_json  # noqa: E402
@@ -62,6 +74,105 @@ def seed_ensemble(study: quality.Study, name: str) -> dict[str, np.ndarray]:
             for bench in study.test_sets}
 
 
+BLEND_WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
+
+
+def per_query_min_max(scores: np.ndarray) -> np.ndarray:
+    """[n, k] scores mapped per row to [0, 1] (the routing targets of ``--score_normalization min-max``); a row
+    whose candidates all scored the same maps to zeros."""
+    low = scores.min(axis=1, keepdims=True)
+    spread = scores.max(axis=1, keepdims=True) - low
+    return np.where(spread > 0, (scores - low) / np.where(spread > 0, spread, 1.0), 0.0)
+
+
+class TaskPrior:
+    """The task-aware baseline as a prior on the routing targets' scale: ``prior(prompts)`` [n, k] is, per query,
+    the mean per-query min-max scores of the training-pool source whose prompt-embedding centroid is nearest
+    (``routers.embedding.TaskRouter``'s source prediction)."""
+
+    def __init__(self, records: list[dict], **task_kwargs):
+        self.router = TaskRouter(**task_kwargs).fit(records)
+        sources = np.array([record["source"] for record in records])
+        targets = per_query_min_max(np.array([record_scores(record) for record in records]))
+        self.table = np.stack([targets[sources == source].mean(axis=0) for source in self.router.sources])
+
+    def __call__(self, prompts: list[str]) -> np.ndarray:
+        return self.table[self.router.predict_sources(prompts)]
+
+
+def blend(prior: np.ndarray, estimates: np.ndarray, weight: float) -> np.ndarray:
+    """[n] choices: the argmax of ``(1 - weight) * prior + weight * estimates`` (both [n, k])."""
+    return ((1.0 - weight) * prior + weight * estimates).argmax(axis=1)
+
+
+def validation_reward(records: list[dict], choices: np.ndarray) -> float:
+    """Mean over the records' sources of the mean per-source min-max score of the chosen candidates (each source
+    weighs alike, as the benchmarks do in mean gap_closed)."""
+    scaled = scale_scores_by_source(records)[np.arange(len(records)), choices]
+    sources = np.array([record["source"] for record in records])
+    return float(np.mean([scaled[sources == source].mean() for source in sorted(set(sources.tolist()))]))
+
+
+def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: Path,
+                precision: str) -> tuple[list[list[dict]], str | None]:
+    """Per seed, per fold: the validation records and their prior and estimates, and the in-fold test queries'
+    (``{"held", "val_prior", "val_estimates", "test": {benchmark: (prompt_ids, prior, estimates)}}``); or
+    ``([], why)`` when the row's runs cannot be blended."""
+    train_records = study.training_records()
+    parts = []
+    for seed in study.row_seeds(name):
+        run_dir = study.run_dir(name, seed)
+        run_args = read_json(run_dir / "run_args.json")
+        fraction = float(run_args.get("cross_fit_eval_fraction") or 0)
+        if fraction <= 0:
+            return [], "no benchmark validation hold-out (--cross_fit_eval_fraction 0), so no weight can be chosen"
+        if run_args.get("score_normalization", "min-max") != "min-max" or score_kind_of(run_dir / "fold_0") != "sigmoid":
+            return [], "its scores are not sigmoid estimates of per-query min-max targets (BCE on min-max)"
+        predictions = {bench: {row["prompt_id"]: row["router_scores"] for row in read_predictions(run_dir, bench)}
+                       for bench in study.test_sets}
+        folds = []
+        for fold in range(study.folds):
+            pool, in_fold = cross_fit_pools(train_records, study.benchmarks, fold, study.folds)
+            kept, held = hold_out_by_source(pool[len(train_records):], fraction, int(run_args["seed"]))
+            prior = TaskPrior(pool[:len(train_records)] + kept, **task_kwargs)
+            cache = cache_dir / run_dir.parent.name / f"seed{seed}" / f"fold_{fold}_validation.json"
+            if cache.exists():
+                val_scores = np.array(read_json(cache), dtype=float)
+            else:
+                router = PretrainedRouter.from_pretrained(run_dir / f"fold_{fold}", precision=precision)
+                val_scores = np.asarray(router.route([record["prompt"] for record in held]), dtype=float)
+                write_json(cache, val_scores.tolist(), indent=None)
+            test = {}
+            for bench, records in in_fold.items():
+                ids = [record["prompt_id"] for record in records]
+                scores = np.array([predictions[bench][i] for i in ids], dtype=float).reshape(len(ids), -1)
+                test[bench] = (ids, prior([record["prompt"] for record in records]),
+                               quality_estimates(scores, "sigmoid"))
+            folds.append({"held": held, "val_prior": prior([record["prompt"] for record in held]),
+                          "val_estimates": quality_estimates(val_scores, "sigmoid"), "test": test})
+        parts.append(folds)
+    return parts, None
+
+
+def task_prior_blend(study: quality.Study, parts: list[list[dict]]) -> tuple[list[dict[str, np.ndarray]], float,
+                                                                              dict[float, float]]:
+    """(per-seed test choices, the chosen weight, {weight: mean validation reward over seeds and folds})."""
+    curve = {weight: float(np.mean([validation_reward(fold["held"], blend(fold["val_prior"], fold["val_estimates"],
+                                                                          weight))
+                                    for folds in parts for fold in folds]))
+             for weight in BLEND_WEIGHTS}
+    chosen = max(BLEND_WEIGHTS, key=lambda weight: (curve[weight], -weight))
+    runs = []
+    for folds in parts:
+        merged = {bench: {} for bench in study.test_sets}
+        for fold in folds:
+            for bench, (ids, prior, estimates) in fold["test"].items():
+                merged[bench].update(zip(ids, blend(prior, estimates, chosen).tolist()))
+        runs.append({bench: np.array([merged[bench][r["prompt_id"]] for r in study.benchmarks[bench]])
+                     for bench in study.test_sets})
+    return runs, chosen, curve
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="The study's YAML config.")
@@ -74,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     study = quality.Study(config, output_dir, 1, Path(args.runs_dir))
     benchmarks = study.test_sets
     rows, notes = {}, []
+    task_kwargs = dict((config.get("baselines") or {}).get("task") or {})
     for name in config.get("routers") or {}:
         runs = {"kept": [], "last": []}
         kept_steps, agreement = [], []
@@ -96,6 +208,15 @@ def main(argv: list[str] | None = None) -> None:
         rows[f"{name}, kept checkpoint"] = runs["kept"]
         rows[f"{name}, last checkpoint"] = runs["last"]
         rows[f"{name}, seed ensemble"] = [seed_ensemble(study, name)]
+        parts, why = blend_parts(study, name, task_kwargs, output_dir, args.precision)
+        if why:
+            notes.append(f"- {name}: no task-prior blend: {why}.")
+        else:
+            blended, weight, curve = task_prior_blend(study, parts)
+            rows[f"{name}, task-prior blend (w {weight:.1f})"] = blended
+            notes.append(f"- {name}: task-prior blend, mean validation reward per weight w (w = 0 the task prior "
+                         f"alone, 1 the router alone): " + ", ".join(f"{w:.1f}: {r:.4f}" for w, r in curve.items())
+                         + f"; chosen w = {weight:.1f}.")
         notes.append(f"- {name}: kept step / last step per seed and fold: {', '.join(kept_steps)}; the kept "
                      f"checkpoint routed here chose the study's candidate on {100 * np.mean(agreement):.2f}% of the "
                      f"queries ({args.precision} here).")

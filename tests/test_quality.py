@@ -80,6 +80,28 @@ def test_seed_agreement():
     assert quality.seed_agreement([first]) is None
 
 
+def test_task_prior_blend_pieces_by_hand():
+    import posthoc
+
+    assert posthoc.per_query_min_max(np.array([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]])).tolist() == [[0, 1, 0.5], [0, 0, 0]]
+    prior, estimates = np.array([[1.0, 0.0]]), np.array([[0.0, 0.8]])
+    assert [posthoc.blend(prior, estimates, w)[0] for w in (0.0, 0.5, 0.6, 1.0)] == [0, 0, 1, 1]  # 0.5 vs 0.4, .4 vs .48
+    records = [{"source": "A", "scores": [0.0, 1.0]}, {"source": "A", "scores": [1.0, 0.0]},
+               {"source": "B", "scores": [2.0, 4.0]}]
+    # A: chosen scaled scores 1, 0 -> 0.5; B: min-max over (2, 4) -> 1.0; each source weighs alike: 0.75 (pooled: 2/3)
+    assert posthoc.validation_reward(records, np.array([1, 1, 1])) == pytest.approx(0.75)
+
+    # validation: the router (estimates prefer 0) is right, the prior (prefers 1) wrong; candidate 0 wins from w > 5/9
+    held = [{"source": "A", "scores": [1.0, 0.0]}] * 2
+    fold = {"held": held, "val_prior": np.array([[0.0, 1.0]] * 2), "val_estimates": np.array([[0.9, 0.1]] * 2),
+            "test": {"B": (["q0", "q1"], np.array([[0.0, 1.0], [0.0, 1.0]]), np.array([[0.9, 0.1], [0.2, 0.3]]))}}
+    study = type("Study", (), {"test_sets": ["B"], "benchmarks": {"B": [{"prompt_id": "q1"}, {"prompt_id": "q0"}]}})
+    runs, chosen, curve = posthoc.task_prior_blend(study, [[fold]])
+    assert [curve[w] for w in posthoc.BLEND_WEIGHTS] == [0.0] * 6 + [1.0] * 5
+    assert chosen == 0.6  # the smallest of the tied best weights
+    assert runs[0]["B"].tolist() == [1, 0]  # in the benchmark's record order: q1 (prior wins), q0 (router wins)
+
+
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     root = tmp_path_factory.mktemp("bert")
@@ -98,7 +120,8 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
               "baselines": {"task": {"embedding_model": tiny_bert}},
               "train_args": ["--backbone_name_or_path", tiny_bert, "--max_steps", "2", "--eval_steps", "1",
                              "--save_steps", "1", "--per_device_train_batch_size", "4",
-                             "--gradient_accumulation_steps", "1", "--max_length", "16", "--learning_rate", "1e-3"],
+                             "--gradient_accumulation_steps", "1", "--max_length", "16", "--learning_rate", "1e-3",
+                             "--cross_fit_eval_fraction", "0.5"],
               "routers": {"lookahead": {"stage": "mask_concat", "args": ["--mask_length", "2"]}}}
     (tmp_path / "study.yaml").write_text(json.dumps(config))
     out = tmp_path / "study"
@@ -136,7 +159,7 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     assert again.split("\n\n")[0] == report.split("\n\n")[0]
 
     # the post-hoc variants of the same runs: each fold re-routed with its kept and its last checkpoint; the seeds'
-    # scores averaged
+    # scores averaged; the task-prior blend with its weight chosen on the validation hold-out
     import posthoc
 
     posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
@@ -144,14 +167,19 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     table = (tmp_path / "ckpt" / "posthoc.md").read_text()
     assert table in capsys.readouterr().out
     names = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines() if line.startswith("| ")][1:]
+    curve = table.split("w = 0 the task prior alone, 1 the router alone): ")[1].split("; chosen w = ")
+    rewards = {float(w): float(r) for w, r in (pair.split(": ") for pair in curve[0].split(", "))}
+    chosen = float(curve[1].split(".\n")[0].rstrip("."))
+    assert sorted(rewards) == [round(0.1 * i, 1) for i in range(11)]
+    assert chosen == min(w for w in rewards if rewards[w] == max(rewards.values()))  # best, smallest on ties
     assert names[1:] == ["lookahead, kept checkpoint (2 seeds)", "lookahead, last checkpoint (2 seeds)",
-                         "lookahead, seed ensemble (1 router)"]
+                         "lookahead, seed ensemble (1 router)", f"lookahead, task-prior blend (w {chosen:.1f}) (2 seeds)"]
     assert names[0] in ("random", "task-aware")
     agreement = float(table.split("chose the study's candidate on ")[1].split("%")[0])
     assert agreement >= 90.0  # the kept checkpoint, routed again, makes the study's choices (up to near ties)
     routed = sorted((tmp_path / "ckpt").rglob("fold_*_*.json"))
-    assert [p.name for p in routed] == ["fold_0_kept.json", "fold_0_last.json", "fold_1_kept.json",
-                                        "fold_1_last.json"] * 2
+    assert [p.name for p in routed] == ["fold_0_kept.json", "fold_0_last.json", "fold_0_validation.json",
+                                        "fold_1_kept.json", "fold_1_last.json", "fold_1_validation.json"] * 2
     stamps = {p: p.stat().st_mtime_ns for p in routed}
     posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
                             str(tmp_path / "ckpt"), "--precision", "fp32"])
