@@ -173,12 +173,47 @@ def task_prior_blend(study: quality.Study, parts: list[list[dict]]) -> tuple[lis
     return runs, chosen, curve
 
 
+def checkpoint_rows(study: quality.Study, name: str, output_dir: Path,
+                    precision: str) -> tuple[dict[str, list[dict[str, np.ndarray]]], str]:
+    """The row's kept- and last-checkpoint runs (each fold routed again, cached), and a note on the kept steps and
+    on how often the kept checkpoint, routed here, makes the study's own choice."""
+    benchmarks = study.test_sets
+    runs = {"kept": [], "last": []}
+    kept_steps, agreement = [], []
+    stored_runs = study.trained_runs(name)  # the study's own choices, per seed
+    for seed, stored in zip(study.row_seeds(name), stored_runs):
+        run_dir = study.run_dir(name, seed)
+        merged = {"kept": {b: {} for b in benchmarks}, "last": {b: {} for b in benchmarks}}
+        for fold in range(study.folds):
+            kept, last, step = checkpoints(run_dir / f"fold_{fold}")
+            kept_steps.append(f"{step}/{last.name.split('-')[1]}")
+            for which, folder in (("kept", kept), ("last", last)):
+                cache = output_dir / run_dir.parent.name / f"seed{seed}" / f"fold_{fold}_{which}.json"
+                for bench, choices in routed_fold(study, folder, fold, cache, precision).items():
+                    merged[which][bench].update(choices)
+        for which in runs:
+            runs[which].append({b: np.array([merged[which][b][r["prompt_id"]] for r in study.benchmarks[b]])
+                                for b in benchmarks})
+        same = sum(int((stored[b] == runs["kept"][-1][b]).sum()) for b in benchmarks)
+        agreement.append(same / sum(len(stored[b]) for b in benchmarks))
+    note = (f"- {name}: kept step / last step per seed and fold: {', '.join(kept_steps)}; the kept checkpoint "
+            f"routed here chose the study's candidate on {100 * np.mean(agreement):.2f}% of the queries ({precision} "
+            f"here).")
+    return {f"{name}, kept checkpoint": runs["kept"], f"{name}, last checkpoint": runs["last"]}, note
+
+
+VARIANTS = ("checkpoints", "ensemble", "blend")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="The study's YAML config.")
     parser.add_argument("--runs_dir", required=True, help="The study's folder (holds runs/ and baselines/).")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                        help="Which variants to measure (default all): the kept and last checkpoints (routes every "
+                             "fold's test queries twice, the slow part), the seed ensemble, the task-prior blend.")
     args = parser.parse_args(argv)
     config = yaml.safe_load(Path(args.config).read_text())
     output_dir = Path(args.output_dir)
@@ -187,39 +222,22 @@ def main(argv: list[str] | None = None) -> None:
     rows, notes = {}, []
     task_kwargs = dict((config.get("baselines") or {}).get("task") or {})
     for name in config.get("routers") or {}:
-        runs = {"kept": [], "last": []}
-        kept_steps, agreement = [], []
-        stored_runs = study.trained_runs(name)  # the study's own choices, per seed
-        for seed, stored in zip(study.row_seeds(name), stored_runs):
-            run_dir = study.run_dir(name, seed)
-            merged = {"kept": {b: {} for b in benchmarks}, "last": {b: {} for b in benchmarks}}
-            for fold in range(study.folds):
-                kept, last, step = checkpoints(run_dir / f"fold_{fold}")
-                kept_steps.append(f"{step}/{last.name.split('-')[1]}")
-                for which, folder in (("kept", kept), ("last", last)):
-                    cache = output_dir / run_dir.parent.name / f"seed{seed}" / f"fold_{fold}_{which}.json"
-                    for bench, choices in routed_fold(study, folder, fold, cache, args.precision).items():
-                        merged[which][bench].update(choices)
-            for which in runs:
-                runs[which].append({b: np.array([merged[which][b][r["prompt_id"]] for r in study.benchmarks[b]])
-                                    for b in benchmarks})
-            same = sum(int((stored[b] == runs["kept"][-1][b]).sum()) for b in benchmarks)
-            agreement.append(same / sum(len(stored[b]) for b in benchmarks))
-        rows[f"{name}, kept checkpoint"] = runs["kept"]
-        rows[f"{name}, last checkpoint"] = runs["last"]
-        rows[f"{name}, seed ensemble"] = [seed_ensemble(study, name)]
-        parts, why = blend_parts(study, name, task_kwargs, output_dir, args.precision)
-        if why:
-            notes.append(f"- {name}: no task-prior blend: {why}.")
-        else:
-            blended, weight, curve = task_prior_blend(study, parts)
-            rows[f"{name}, task-prior blend (w {weight:.1f})"] = blended
-            notes.append(f"- {name}: task-prior blend, mean validation reward per weight w (w = 0 the task prior "
-                         f"alone, 1 the router alone): " + ", ".join(f"{w:.1f}: {r:.4f}" for w, r in curve.items())
-                         + f"; chosen w = {weight:.1f}.")
-        notes.append(f"- {name}: kept step / last step per seed and fold: {', '.join(kept_steps)}; the kept "
-                     f"checkpoint routed here chose the study's candidate on {100 * np.mean(agreement):.2f}% of the "
-                     f"queries ({args.precision} here).")
+        if "checkpoints" in args.variants:
+            checkpoint_runs, note = checkpoint_rows(study, name, output_dir, args.precision)
+            rows.update(checkpoint_runs)
+            notes.append(note)
+        if "ensemble" in args.variants:
+            rows[f"{name}, seed ensemble"] = [seed_ensemble(study, name)]
+        if "blend" in args.variants:
+            parts, why = blend_parts(study, name, task_kwargs, output_dir, args.precision)
+            if why:
+                notes.append(f"- {name}: no task-prior blend: {why}.")
+            else:
+                blended, weight, curve = task_prior_blend(study, parts)
+                rows[f"{name}, task-prior blend (w {weight:.1f})"] = blended
+                notes.append(f"- {name}: task-prior blend, mean validation reward per weight w (w = 0 the task prior "
+                             f"alone, 1 the router alone): " + ", ".join(f"{w:.1f}: {r:.4f}" for w, r in curve.items())
+                             + f"; chosen w = {weight:.1f}.")
 
     utilities = {b: np.array([r["scores"] for r in records], dtype=float) for b, records in study.benchmarks.items()}
     indices = quality.bootstrap_indices({b: len(u) for b, u in utilities.items()}, study.draws,

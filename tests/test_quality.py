@@ -185,6 +185,14 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
                             str(tmp_path / "ckpt"), "--precision", "fp32"])
     assert {p: p.stat().st_mtime_ns for p in routed} == stamps  # cached folds are not routed again
     assert (tmp_path / "ckpt" / "posthoc.md").read_text() == table
+    posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+                  str(tmp_path / "blend"), "--precision", "fp32", "--variants", "blend"])  # the blend alone
+    only = (tmp_path / "blend" / "posthoc.md").read_text()
+    assert [line.split(" | ")[0] for line in only.splitlines() if line.startswith("| lookahead")] == [
+        f"| lookahead, task-prior blend (w {chosen:.1f}) (2 seeds)"]
+    assert sorted(p.name for p in (tmp_path / "blend").rglob("fold_*.json")) == ["fold_0_validation.json"] * 2 + [
+        "fold_1_validation.json"] * 2  # no fold routed again with its checkpoints
+    assert only.splitlines()[3] == next(line for line in table.splitlines() if "task-prior blend" in line)
     scores = [[row["router_scores"] for row in json.loads(
         (out / "runs" / "lookahead" / f"seed{seed}" / "test_predictions" / "GSM8k.json").read_text())] for seed in (0, 1)]
     ensemble = posthoc.seed_ensemble(quality.Study(config, out, 1), "lookahead")["GSM8k"]
