@@ -6,17 +6,16 @@
   kept checkpoint's choices are also compared with the study's own predictions (agreement printed);
 - seed ensemble: the seeds' router scores (the study's predictions) averaged per query, the candidate with the
   highest mean chosen: one router from all the row's seeds, so it has no seed spread, only the query bootstrap;
-- task-prior blend: each query's quality estimates (the sigmoid of the router's logits, on the scale of its
-  routing targets: per-query min-max) mixed with the task-aware baseline's prior for the query's predicted source
-  (the mean per-query min-max targets of that source in the fold's training part):
-  ``(1 - w) * prior + w * estimates``, w = 0 is the task-aware baseline, w = 1 the router alone. One w per row,
-  chosen on validation only: the rows' cross-fit validation hold-out of the benchmarks
-  (``--cross_fit_eval_fraction``, re-drawn from the run's seed exactly as ``src/train.py`` did), routed by each
-  fold's kept checkpoint; the w with the highest mean validation reward over seeds and folds (the smallest on
-  ties) routes the test folds. Rows trained with another loss or normalisation than BCE on min-max targets, or
-  without a benchmark hold-out, get no blend (a note says why).
-
-    python bench/posthoc.py --config bench/quality_cpu.yaml --runs_dir output/quality_cpu --output_dir output/posthoc
+- task-prior blend: each query's quality estimates (the sigmoid of the router's logits: with the BCE loss, the
+  chance that a candidate is within ``--bce_threshold`` of the query's best) mixed with a task prior for the
+  query's predicted source (``routers.embedding.TaskRouter``'s nearest centroid; the mean BCE target of each
+  candidate over that source's queries in the fold's training part): ``(1 - w) * prior + w * estimates``; w = 1
+  is the router alone, w = 0 the prior alone (a row of its own: close to the task-aware baseline, which averages
+  per-source scaled scores over the whole pool instead). Each fold's w is chosen on that fold's validation
+  hold-out of the benchmarks (``--cross_fit_eval_fraction``, re-drawn from the run's seed exactly as
+  ``src/train.py`` did; never trained on, though it also picked the kept checkpoint), routed by the fold's kept
+  checkpoint: the w with the highest mean validation reward over the seeds, the smallest on ties. Rows trained
+  with another loss than BCE on min-max scores, or without a benchmark hold-out, get no blend (a note says why).
 
 Prints and writes ``posthoc.md``: per row, mean gap_closed ± std over the seeds and the paired bootstrap interval of
 the difference with the study's strongest baseline (as ``bench/quality.py``), and the steps of the kept
@@ -30,14 +29,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (puts src/ on the path)
 from data.cross_fit import cross_fit_pools, hold_out_by_source, split_by_fold  # noqa: E402
-from data.scaling import record_scores, scale_scores_by_source  # noqa: E402
+from data.scaling import SourceMinMax, scale_scores_by_source  # noqa: E402
 from routers.embedding import TaskRouter  # noqa: E402
-from routers.policy import quality_estimates, score_kind_of  # noqa: E402
+from model.losses import bce_labels, normalize_per_query  # noqa: E402
+from routers.policy import quality_estimates  # noqa: E402
 from routers.pretrained import PretrainedRouter  # noqa: E402
 from runs import read_predictions  # noqa: E402
 from utils.io import read_json, write_json  # noqa: E402
@@ -77,23 +78,24 @@ def seed_ensemble(study: quality.Study, name: str) -> dict[str, np.ndarray]:
 BLEND_WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
 
 
-def per_query_min_max(scores: np.ndarray) -> np.ndarray:
-    """[n, k] scores mapped per row to [0, 1] (the routing targets of ``--score_normalization min-max``); a row
-    whose candidates all scored the same maps to zeros."""
-    low = scores.min(axis=1, keepdims=True)
-    spread = scores.max(axis=1, keepdims=True) - low
-    return np.where(spread > 0, (scores - low) / np.where(spread > 0, spread, 1.0), 0.0)
+def bce_targets(records: list[dict], threshold: float) -> np.ndarray:
+    """[n, k] the BCE routing targets of ``records`` as the trainer builds them: scores min-max scaled per source
+    (``SourceMinMax``, fitted here on ``records``; the trainer's fit also sees its validation set), float32, min-max
+    per query (``--score_normalization min-max``), then 1 where a candidate is >= ``threshold`` x the query's best."""
+    scaled = torch.tensor(SourceMinMax.fit(records).transform(records), dtype=torch.float32)
+    return bce_labels(normalize_per_query(scaled, "min-max"), threshold).numpy().astype(np.float64)
 
 
 class TaskPrior:
-    """The task-aware baseline as a prior on the routing targets' scale: ``prior(prompts)`` [n, k] is, per query,
-    the mean per-query min-max scores of the training-pool source whose prompt-embedding centroid is nearest
-    (``routers.embedding.TaskRouter``'s source prediction)."""
+    """The task-aware baseline as a prior on the BCE targets' scale: ``prior(prompts)`` [n, k] is, per query, the
+    mean BCE target (``bce_targets``) of each candidate over the training-pool source whose prompt-embedding
+    centroid is nearest (``routers.embedding.TaskRouter``'s source prediction): the share of that source's
+    queries on which the candidate was within ``threshold`` of the best, what the router's sigmoid estimates."""
 
-    def __init__(self, records: list[dict], **task_kwargs):
+    def __init__(self, records: list[dict], threshold: float, **task_kwargs):
         self.router = TaskRouter(**task_kwargs).fit(records)
         sources = np.array([record["source"] for record in records])
-        targets = per_query_min_max(np.array([record_scores(record) for record in records]))
+        targets = bce_targets(records, threshold)
         self.table = np.stack([targets[sources == source].mean(axis=0) for source in self.router.sources])
 
     def __call__(self, prompts: list[str]) -> np.ndarray:
@@ -126,15 +128,15 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
         fraction = float(run_args.get("cross_fit_eval_fraction") or 0)
         if fraction <= 0:
             return [], "no benchmark validation hold-out (--cross_fit_eval_fraction 0), so no weight can be chosen"
-        if run_args.get("score_normalization", "min-max") != "min-max" or score_kind_of(run_dir / "fold_0") != "sigmoid":
-            return [], "its scores are not sigmoid estimates of per-query min-max targets (BCE on min-max)"
+        if run_args.get("loss_type") != "BCE" or run_args.get("score_normalization") != "min-max":
+            return [], "its prior would need the targets of another loss than BCE on min-max scores"
         predictions = {bench: {row["prompt_id"]: row["router_scores"] for row in read_predictions(run_dir, bench)}
                        for bench in study.test_sets}
         folds = []
         for fold in range(study.folds):
             pool, in_fold = cross_fit_pools(train_records, study.benchmarks, fold, study.folds)
             kept, held = hold_out_by_source(pool[len(train_records):], fraction, int(run_args["seed"]))
-            prior = TaskPrior(pool[:len(train_records)] + kept, **task_kwargs)
+            prior = TaskPrior(pool[:len(train_records)] + kept, float(run_args["bce_threshold"]), **task_kwargs)
             cache = cache_dir / run_dir.parent.name / f"seed{seed}" / f"fold_{fold}_validation.json"
             if cache.exists():
                 val_scores = np.array(read_json(cache), dtype=float)
@@ -144,8 +146,10 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
                 write_json(cache, val_scores.tolist(), indent=None)
             test = {}
             for bench, records in in_fold.items():
+                if not records:  # a benchmark with no query in this fold (as src/train.py, routes nothing)
+                    continue
                 ids = [record["prompt_id"] for record in records]
-                scores = np.array([predictions[bench][i] for i in ids], dtype=float).reshape(len(ids), -1)
+                scores = np.array([predictions[bench][i] for i in ids], dtype=float)
                 test[bench] = (ids, prior([record["prompt"] for record in records]),
                                quality_estimates(scores, "sigmoid"))
             folds.append({"held": held, "val_prior": prior([record["prompt"] for record in held]),
@@ -154,23 +158,29 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
     return parts, None
 
 
-def task_prior_blend(study: quality.Study, parts: list[list[dict]]) -> tuple[list[dict[str, np.ndarray]], float,
-                                                                              dict[float, float]]:
-    """(per-seed test choices, the chosen weight, {weight: mean validation reward over seeds and folds})."""
-    curve = {weight: float(np.mean([validation_reward(fold["held"], blend(fold["val_prior"], fold["val_estimates"],
-                                                                          weight))
-                                    for folds in parts for fold in folds]))
-             for weight in BLEND_WEIGHTS}
-    chosen = max(BLEND_WEIGHTS, key=lambda weight: (curve[weight], -weight))
+def task_prior_blend(study: quality.Study, parts: list[list[dict]],
+                     weights: list[float] | None = None) -> tuple[list[dict[str, np.ndarray]], list[float],
+                                                                 list[dict[float, float]]]:
+    """(per-seed test choices, each fold's weight, each fold's {weight: mean validation reward over the seeds}).
+
+    Fold f's weight is chosen on fold f's validation hold-out alone (the highest mean reward over the seeds, the
+    smallest weight on ties) and routes fold f's test queries only: the hold-out is drawn from fold f's training
+    pool, i.e. from the other folds' test queries, so pooling the folds' hold-outs would let a fold's own test
+    labels choose its weight. ``weights`` (one per fold) fixes the weights instead of choosing them."""
+    curves = [{weight: float(np.mean([validation_reward(folds[fold]["held"], blend(
+        folds[fold]["val_prior"], folds[fold]["val_estimates"], weight)) for folds in parts]))
+        for weight in BLEND_WEIGHTS} for fold in range(len(parts[0]))]
+    if weights is None:
+        weights = [max(BLEND_WEIGHTS, key=lambda weight: (curve[weight], -weight)) for curve in curves]
     runs = []
     for folds in parts:
         merged = {bench: {} for bench in study.test_sets}
-        for fold in folds:
+        for fold, weight in zip(folds, weights):
             for bench, (ids, prior, estimates) in fold["test"].items():
-                merged[bench].update(zip(ids, blend(prior, estimates, chosen).tolist()))
+                merged[bench].update(zip(ids, blend(prior, estimates, weight).tolist()))
         runs.append({bench: np.array([merged[bench][r["prompt_id"]] for r in study.benchmarks[bench]])
                      for bench in study.test_sets})
-    return runs, chosen, curve
+    return runs, weights, curves
 
 
 def checkpoint_rows(study: quality.Study, name: str, output_dir: Path,
@@ -233,11 +243,14 @@ def main(argv: list[str] | None = None) -> None:
             if why:
                 notes.append(f"- {name}: no task-prior blend: {why}.")
             else:
-                blended, weight, curve = task_prior_blend(study, parts)
-                rows[f"{name}, task-prior blend (w {weight:.1f})"] = blended
-                notes.append(f"- {name}: task-prior blend, mean validation reward per weight w (w = 0 the task prior "
-                             f"alone, 1 the router alone): " + ", ".join(f"{w:.1f}: {r:.4f}" for w, r in curve.items())
-                             + f"; chosen w = {weight:.1f}.")
+                blended, weights, curves = task_prior_blend(study, parts)
+                rows[f"{name}, its task prior alone (w 0)"] = task_prior_blend(study, parts, [0.0] * study.folds)[0]
+                rows[f"{name}, task-prior blend (w per fold {', '.join(f'{w:.1f}' for w in weights)})"] = blended
+                for fold, curve in enumerate(curves):
+                    notes.append(f"- {name}: task-prior blend, fold {fold}: mean validation reward per weight w (w = "
+                                 f"0 the task prior alone, 1 the router alone): "
+                                 + ", ".join(f"{w:.1f}: {r:.4f}" for w, r in curve.items())
+                                 + f"; chosen w = {weights[fold]:.1f}.")
 
     utilities = {b: np.array([r["scores"] for r in records], dtype=float) for b, records in study.benchmarks.items()}
     indices = quality.bootstrap_indices({b: len(u) for b, u in utilities.items()}, study.draws,

@@ -83,7 +83,14 @@ def test_seed_agreement():
 def test_task_prior_blend_pieces_by_hand():
     import posthoc
 
-    assert posthoc.per_query_min_max(np.array([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]])).tolist() == [[0, 1, 0.5], [0, 0, 0]]
+    # min-max per query, then 1 where >= 0.8 x the best: [0, 1, .75] -> [0, 1, 0]; [0, 1, .9] -> [0, 1, 1]; all tied: 1s
+    records = [{"prompt": "a1", "source": "A", "scores": [1.0, 3.0, 2.5]},
+               {"prompt": "a2", "source": "A", "scores": [5.0, 5.0, 5.0]},
+               {"prompt": "b1", "source": "B", "scores": [0.0, 10.0, 9.0]}]
+    assert posthoc.bce_targets(records, 0.8).tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 1]]
+    vectors = {"a1": [1.0, 0.0], "a2": [0.9, 0.1], "b1": [0.0, 1.0], "query near a": [1.0, 0.2], "query near b": [0.1, 1.0]}
+    prior = posthoc.TaskPrior(records, 0.8, embedder=lambda texts: np.array([vectors[t] for t in texts]))
+    assert prior(["query near b", "query near a"]).tolist() == [[0, 1, 1], [0.5, 1, 0.5]]  # each source's mean target
     prior, estimates = np.array([[1.0, 0.0]]), np.array([[0.0, 0.8]])
     assert [posthoc.blend(prior, estimates, w)[0] for w in (0.0, 0.5, 0.6, 1.0)] == [0, 0, 1, 1]  # 0.5 vs 0.4, .4 vs .48
     records = [{"source": "A", "scores": [0.0, 1.0]}, {"source": "A", "scores": [1.0, 0.0]},
@@ -91,15 +98,26 @@ def test_task_prior_blend_pieces_by_hand():
     # A: chosen scaled scores 1, 0 -> 0.5; B: min-max over (2, 4) -> 1.0; each source weighs alike: 0.75 (pooled: 2/3)
     assert posthoc.validation_reward(records, np.array([1, 1, 1])) == pytest.approx(0.75)
 
-    # validation: the router (estimates prefer 0) is right, the prior (prefers 1) wrong; candidate 0 wins from w > 5/9
-    held = [{"source": "A", "scores": [1.0, 0.0]}] * 2
-    fold = {"held": held, "val_prior": np.array([[0.0, 1.0]] * 2), "val_estimates": np.array([[0.9, 0.1]] * 2),
-            "test": {"B": (["q0", "q1"], np.array([[0.0, 1.0], [0.0, 1.0]]), np.array([[0.9, 0.1], [0.2, 0.3]]))}}
-    study = type("Study", (), {"test_sets": ["B"], "benchmarks": {"B": [{"prompt_id": "q1"}, {"prompt_id": "q0"}]}})
-    runs, chosen, curve = posthoc.task_prior_blend(study, [[fold]])
-    assert [curve[w] for w in posthoc.BLEND_WEIGHTS] == [0.0] * 6 + [1.0] * 5
-    assert chosen == 0.6  # the smallest of the tied best weights
-    assert runs[0]["B"].tolist() == [1, 0]  # in the benchmark's record order: q1 (prior wins), q0 (router wins)
+    # two folds: on fold 0's hold-out the router (estimates prefer 0) is right and the prior (prefers 1) wrong, so
+    # candidate 0 wins from w > 5/9; on fold 1's hold-out the prior is right and the router wrong, so w = 0
+    router_right = {"held": [{"source": "A", "scores": [1.0, 0.0]}] * 2, "val_prior": np.array([[0.0, 1.0]] * 2),
+                    "val_estimates": np.array([[0.9, 0.1]] * 2)}
+    prior_right = {**router_right, "held": [{"source": "A", "scores": [0.0, 1.0]}] * 2}
+    test = (["q0", "q1"], np.array([[0.0, 1.0], [0.0, 1.0]]), np.array([[0.9, 0.1], [0.2, 0.3]]))
+    folds = [{**router_right, "test": {"B": test}}, {**prior_right, "test": {"B": (["q2"], *(a[:1] for a in test[1:]))}}]
+    study = type("Study", (), {"test_sets": ["B"], "benchmarks": {"B": [{"prompt_id": p} for p in ("q1", "q2", "q0")]}})
+    runs, weights, curves = posthoc.task_prior_blend(study, [folds])
+    assert [curves[0][w] for w in posthoc.BLEND_WEIGHTS] == [0.0] * 6 + [1.0] * 5
+    assert [curves[1][w] for w in posthoc.BLEND_WEIGHTS] == [1.0] * 6 + [0.0] * 5
+    assert weights == [0.6, 0.0]  # each fold its own, the smallest of its tied best
+    # in the benchmark's record order: q1 (fold 0, w 0.6: the prior wins), q2 (fold 1, w 0: the prior), q0 (fold 0,
+    # w 0.6: the router wins); q2 has q0's scores, so with fold 0's weight it would go to 0
+    assert runs[0]["B"].tolist() == [1, 1, 0]
+    assert posthoc.task_prior_blend(study, [folds], [1.0, 1.0])[0][0]["B"].tolist() == [1, 0, 0]  # fixed weights
+    # the seeds' hold-outs are averaged per fold: a second seed where the router is wrong on fold 0 ties w 0.6 with
+    # w 0 (0.5 each), and the smallest wins
+    wrong = [{**prior_right, "test": {"B": test}}, folds[1]]
+    assert posthoc.task_prior_blend(study, [folds, wrong])[1] == [0.0, 0.0]
 
 
 @pytest.fixture(scope="module")
@@ -167,13 +185,15 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     table = (tmp_path / "ckpt" / "posthoc.md").read_text()
     assert table in capsys.readouterr().out
     names = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines() if line.startswith("| ")][1:]
-    curve = table.split("w = 0 the task prior alone, 1 the router alone): ")[1].split("; chosen w = ")
-    rewards = {float(w): float(r) for w, r in (pair.split(": ") for pair in curve[0].split(", "))}
-    chosen = float(curve[1].split(".\n")[0].rstrip("."))
-    assert sorted(rewards) == [round(0.1 * i, 1) for i in range(11)]
-    assert chosen == min(w for w in rewards if rewards[w] == max(rewards.values()))  # best, smallest on ties
+    chosen = [float(note.split("; chosen w = ")[1].rstrip(".")) for note in table.splitlines() if "chosen w" in note]
+    assert len(chosen) == 2 and all(w in posthoc.BLEND_WEIGHTS for w in chosen)  # one weight per fold
+    for fold in (0, 1):
+        curve = table.split(f"fold {fold}: mean validation reward per weight w")[1].split("): ")[1].split("; ")[0]
+        assert [float(pair.split(": ")[0]) for pair in curve.split(", ")] == list(posthoc.BLEND_WEIGHTS)
+    blend_name = f"lookahead, task-prior blend (w per fold {chosen[0]:.1f}, {chosen[1]:.1f}) (2 seeds)"
     assert names[1:] == ["lookahead, kept checkpoint (2 seeds)", "lookahead, last checkpoint (2 seeds)",
-                         "lookahead, seed ensemble (1 router)", f"lookahead, task-prior blend (w {chosen:.1f}) (2 seeds)"]
+                         "lookahead, seed ensemble (1 router)", "lookahead, its task prior alone (w 0) (2 seeds)",
+                         blend_name]
     assert names[0] in ("random", "task-aware")
     agreement = float(table.split("chose the study's candidate on ")[1].split("%")[0])
     assert agreement >= 90.0  # the kept checkpoint, routed again, makes the study's choices (up to near ties)
@@ -189,10 +209,10 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
                   str(tmp_path / "blend"), "--precision", "fp32", "--variants", "blend"])  # the blend alone
     only = (tmp_path / "blend" / "posthoc.md").read_text()
     assert [line.split(" | ")[0] for line in only.splitlines() if line.startswith("| lookahead")] == [
-        f"| lookahead, task-prior blend (w {chosen:.1f}) (2 seeds)"]
+        "| lookahead, its task prior alone (w 0) (2 seeds)", f"| {blend_name}"]
     assert sorted(p.name for p in (tmp_path / "blend").rglob("fold_*.json")) == ["fold_0_validation.json"] * 2 + [
         "fold_1_validation.json"] * 2  # no fold routed again with its checkpoints
-    assert only.splitlines()[3] == next(line for line in table.splitlines() if "task-prior blend" in line)
+    assert only.splitlines()[4] == next(line for line in table.splitlines() if "task-prior blend" in line)
     scores = [[row["router_scores"] for row in json.loads(
         (out / "runs" / "lookahead" / f"seed{seed}" / "test_predictions" / "GSM8k.json").read_text())] for seed in (0, 1)]
     ensemble = posthoc.seed_ensemble(quality.Study(config, out, 1), "lookahead")["GSM8k"]

@@ -64,9 +64,14 @@ def ce_loss(logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     return -(target * logits.log_softmax(dim=-1)).sum(dim=-1).mean()
 
 
+def bce_labels(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The BCE targets [B, k]: 1 where a candidate's (normalised) score is >= ``threshold`` x its query's best,
+    else 0 (a query whose normalised scores are all 0, e.g. all tied under min-max, is all 1s)."""
+    return (scores >= threshold * scores.max(dim=-1, keepdim=True).values).float()
+
+
 def bce_loss(logits: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    labels = (scores >= threshold * scores.max(dim=-1, keepdim=True).values).float()
-    return F.binary_cross_entropy_with_logits(logits, labels)
+    return F.binary_cross_entropy_with_logits(logits, bce_labels(scores, threshold))
 
 
 def mse_loss(logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
