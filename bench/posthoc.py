@@ -16,6 +16,9 @@
   ``src/train.py`` did; never trained on, though it also picked the kept checkpoint), routed by the fold's kept
   checkpoint: the w with the highest mean validation reward over the seeds, the smallest on ties. Rows trained
   with another loss than BCE on min-max scores, or without a benchmark hold-out, get no blend (a note says why).
+  Every row with a hold-out also gets a note with the router alone's validation reward on it (each source alike,
+  as the benchmarks weigh in mean gap_closed; the Trainer's ``eval_reward`` pools the training sets' validation
+  queries in with them).
 
 Prints and writes ``posthoc.md``: per row, mean gap_closed ± std over the seeds and the paired bootstrap interval of
 the difference with the study's strongest baseline (as ``bench/quality.py``), and the steps of the kept
@@ -117,9 +120,10 @@ def validation_reward(records: list[dict], choices: np.ndarray) -> float:
 
 def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: Path,
                 precision: str) -> tuple[list[list[dict]], str | None]:
-    """Per seed, per fold: the validation records and their prior and estimates, and the in-fold test queries'
-    (``{"held", "val_prior", "val_estimates", "test": {benchmark: (prompt_ids, prior, estimates)}}``); or
-    ``([], why)`` when the row's runs cannot be blended."""
+    """(parts, why not): per seed, per fold, the validation records and their prior and estimates, and the in-fold
+    test queries' (``{"held", "val_prior", "val_estimates", "test": {benchmark: (prompt_ids, prior, estimates)}}``);
+    ``why not`` says why the row cannot be blended (None when it can): no parts without a benchmark hold-out, parts
+    (for the router alone) but no blend with another loss than BCE on min-max scores."""
     train_records = study.training_records()
     parts = []
     for seed in study.row_seeds(name):
@@ -128,8 +132,6 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
         fraction = float(run_args.get("cross_fit_eval_fraction") or 0)
         if fraction <= 0:
             return [], "no benchmark validation hold-out (--cross_fit_eval_fraction 0), so no weight can be chosen"
-        if run_args.get("loss_type") != "BCE" or run_args.get("score_normalization") != "min-max":
-            return [], "its prior would need the targets of another loss than BCE on min-max scores"
         predictions = {bench: {row["prompt_id"]: row["router_scores"] for row in read_predictions(run_dir, bench)}
                        for bench in study.test_sets}
         folds = []
@@ -155,6 +157,8 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
             folds.append({"held": held, "val_prior": prior([record["prompt"] for record in held]),
                           "val_estimates": quality_estimates(val_scores, "sigmoid"), "test": test})
         parts.append(folds)
+    if run_args.get("loss_type") != "BCE" or run_args.get("score_normalization") != "min-max":
+        return parts, "its prior would need the targets of another loss than BCE on min-max scores"
     return parts, None
 
 
@@ -240,6 +244,12 @@ def main(argv: list[str] | None = None) -> None:
             rows[f"{name}, seed ensemble"] = [seed_ensemble(study, name)]
         if "blend" in args.variants:
             parts, why = blend_parts(study, name, task_kwargs, output_dir, args.precision)
+            if parts:  # the router alone on the hold-out: the validation metric that matches the test's weighting
+                alone = [float(np.mean([validation_reward(folds[fold]["held"], folds[fold]["val_estimates"].argmax(
+                    axis=1)) for folds in parts])) for fold in range(study.folds)]
+                notes.append(f"- {name}: the router alone, mean validation reward on the benchmark hold-out (each "
+                             f"source alike, mean over the seeds) per fold: "
+                             + ", ".join(f"{reward:.4f}" for reward in alone) + f"; mean {np.mean(alone):.4f}.")
             if why:
                 notes.append(f"- {name}: no task-prior blend: {why}.")
             else:

@@ -190,6 +190,10 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     for fold in (0, 1):
         curve = table.split(f"fold {fold}: mean validation reward per weight w")[1].split("): ")[1].split("; ")[0]
         assert [float(pair.split(": ")[0]) for pair in curve.split(", ")] == list(posthoc.BLEND_WEIGHTS)
+    alone = table.split("the router alone, mean validation reward on the benchmark hold-out")[1].split(": ")[1]
+    curves = [table.split(f"fold {fold}: mean validation reward per weight w")[1].split("1.0: ")[1].split(";")[0]
+              for fold in (0, 1)]
+    assert alone.split("; mean")[0].split(", ") == curves  # the router alone is the blend's w = 1
     blend_name = f"lookahead, task-prior blend (w per fold {chosen[0]:.1f}, {chosen[1]:.1f}) (2 seeds)"
     assert names[1:] == ["lookahead, kept checkpoint (2 seeds)", "lookahead, last checkpoint (2 seeds)",
                          "lookahead, seed ensemble (1 router)", "lookahead, its task prior alone (w 0) (2 seeds)",
@@ -227,3 +231,14 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     assert one["per_seed_mean_gap_closed"] == [per_seed[1]]
     assert "| lookahead (1 seed) |" in (tmp_path / "one" / "quality.md").read_text()
     assert {path: path.stat().st_mtime_ns for path in logs} == logs
+
+    # a row trained with another loss than BCE: the router alone on the hold-out, but no blend
+    for seed in (0, 1):
+        args_file = out / "runs" / "lookahead" / f"seed{seed}" / "run_args.json"
+        args_file.write_text(json.dumps({**json.loads(args_file.read_text()), "loss_type": "CE"}))
+    posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+                  str(tmp_path / "blend"), "--precision", "fp32", "--variants", "blend"])
+    ce = (tmp_path / "blend" / "posthoc.md").read_text()
+    assert "- lookahead: no task-prior blend: its prior would need the targets of another loss than BCE" in ce
+    assert f"benchmark hold-out (each source alike, mean over the seeds) per fold: {alone}" in ce
+    assert not [line for line in ce.splitlines() if line.startswith("| lookahead")]
