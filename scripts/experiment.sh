@@ -3,7 +3,8 @@
 #
 # Variables every script has (each also read from the environment):
 #   MODEL_PATH DATA_DIR TRAIN_SETS TEST_SETS CANDIDATE_LLMS LOSS_TYPE BATCH_SIZE ACCUMULATION_STEPS LEARNING_RATE
-#   EPOCHS (the paper's names), MAX_LENGTH, EVAL_STEPS, CROSS_FIT_FOLDS, SEED, MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES,
+#   EPOCHS (the paper's names), MAX_LENGTH, EVAL_STEPS, CROSS_FIT_FOLDS, CROSS_FIT_EVAL_FRACTION, SOURCE_WEIGHTING,
+#   SEED, MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES,
 #   MAX_STEPS, ADDITIONAL_ARGS (more train.py flags), CPU_BF16 (auto | 1 | 0), and the launch: NUM_GPUS (processes per machine), NNODES,
 #   NODE_RANK, MASTER_ADDR, MASTER_PORT (several machines: run the script on each with its NODE_RANK),
 #   LAUNCHER (torchrun | accelerate), DRY_RUN=1 (print the launch line and exit), OUTPUT_DIR.
@@ -24,6 +25,7 @@ experiment_output_dir() {
     local method="$1" extra="$2" length train config model hyperparameters
     length="ep${EPOCHS}"; [ -n "$MAX_STEPS" ] && length="steps${MAX_STEPS}"
     hyperparameters="lr${LEARNING_RATE}_${length}_bs$((BATCH_SIZE * NUM_GPUS * NNODES * ACCUMULATION_STEPS))${extra}"
+    [ "$SOURCE_WEIGHTING" != none ] && hyperparameters+="_sw${SOURCE_WEIGHTING}"
     [ -n "$MAX_TRAIN_SAMPLES" ] && hyperparameters+="_n${MAX_TRAIN_SAMPLES}"
     hyperparameters+="_s${SEED}"
     train=$(for name in ${TRAIN_SETS//,/ }; do name="${name%/}"; basename "${name%/*}"; done | paste -sd+)
@@ -62,6 +64,8 @@ launch_training() {
         --eval_steps "$EVAL_STEPS"
         --save_steps "$EVAL_STEPS"
         --cross_fit_folds "$CROSS_FIT_FOLDS"
+        $( [ "$CROSS_FIT_FOLDS" -gt 0 ] && echo --cross_fit_eval_fraction "$CROSS_FIT_EVAL_FRACTION" )
+        --source_weighting "$SOURCE_WEIGHTING"
         --seed "$SEED"
         --disable_tqdm True
         "$@"

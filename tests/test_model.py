@@ -220,3 +220,27 @@ def test_mask_concat_routing_heads(backbones, tmp_path):
     assert [type(layer) for layer in linear.routing_head] == [torch.nn.Dropout, torch.nn.Linear]
     assert assert_reloads_identically(MaskConcatTrainer, linear, tokenizer, collator,
                                       tmp_path / "linear")["routing_head"] == "linear"
+
+
+def test_source_weighting_samples_by_source_only_over_several_sources(backbones, tmp_path):
+    from trainers.base import source_sampling_weights
+
+    sources = ["A"] * 4 + ["B"]
+    assert source_sampling_weights(sources, "sqrt") == [0.5] * 4 + [1.0]  # 1 / sqrt(4), 1 / sqrt(1)
+    assert source_sampling_weights(sources, "balanced") == [0.25] * 4 + [1.0]
+    assert source_sampling_weights(sources, "none") is None
+    assert source_sampling_weights(["A"] * 3, "sqrt") is None  # one source: every scheme weighs alike
+
+    def sampler(records, weighting):
+        args = SCConfig(output_dir=str(tmp_path / "run"), backbone_name_or_path=backbones["bert"],
+                        candidate_llms=["A", "B"], max_length=64, source_weighting=weighting, seed=3, use_cpu=True,
+                        eval_strategy="no", load_best_model_at_end=False)
+        return SCTrainer(args, train_dataset=records)._get_train_sampler()
+
+    mixed = RECORDS + [{**RECORDS[0], "prompt_id": "3", "source": "T"}]
+    weighted = sampler(mixed, "sqrt")
+    assert isinstance(weighted, torch.utils.data.WeightedRandomSampler)
+    assert weighted.weights.tolist() == pytest.approx([2 ** -0.5, 2 ** -0.5, 1.0]) and weighted.replacement
+    assert list(weighted) == list(sampler(mixed, "sqrt"))  # seeded
+    for records, weighting in ((RECORDS, "sqrt"), (mixed, "none")):  # one source, or no weighting: the Trainer's
+        assert not isinstance(sampler(records, weighting), torch.utils.data.WeightedRandomSampler)

@@ -33,7 +33,8 @@ MLM = {"MASK_TYPE": "random", "MASK_LENGTH": "24", "MASK_WARMUP_RATIO": "0.4"}
 
 
 def run_script(script: str, env: dict, *args: str, path_prefix: str | None = None) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items() if key not in PAPER and key not in MLM}
+    environment = {key: value for key, value in os.environ.items() if key not in PAPER and key not in MLM
+                   and key not in ("SOURCE_WEIGHTING", "CROSS_FIT_EVAL_FRACTION", "CROSS_FIT_FOLDS")}
     environment.update(env)
     if path_prefix:
         environment["PATH"] = f"{path_prefix}:{environment['PATH']}"
@@ -74,6 +75,20 @@ def test_script_passes_the_papers_variables_to_train_py(script):
     assert output_dir.parts[:5] == ("output", "UltraFeedback+SelfOSSInstructSC2_filtered2", "cf2_GSM8k+MATH",
                                     "my-backbone", SCRIPTS[script])
     assert output_dir.name.startswith("lr2e-05_ep3_bs15")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_protocol_variables_reach_train_py(script):
+    # the quality study's protocol: a benchmark hold-out validates; source weighting where it was chosen on it
+    _, args = train.parse_args(launch_line(script, {})[2:])
+    assert args.cross_fit_folds == 2 and args.cross_fit_eval_fraction == 0.1
+    assert args.source_weighting == ("sqrt" if script in ("lookahead_mlm.sh", "mlc_router.sh") else "none")
+    _, args = train.parse_args(launch_line(script, {"SOURCE_WEIGHTING": "balanced", "CROSS_FIT_EVAL_FRACTION": "0.2"})[2:])
+    assert (args.source_weighting, args.cross_fit_eval_fraction) == ("balanced", 0.2)
+    assert Path(args.output_dir).name.endswith("_swbalanced_s42")  # a run of its own
+    _, args = train.parse_args(launch_line(script, {"CROSS_FIT_FOLDS": "0", "SOURCE_WEIGHTING": "none"})[2:])
+    assert args.cross_fit_eval_fraction == 0.0  # the hold-out needs cross-fitting: not passed without it
+    assert "_sw" not in Path(args.output_dir).name
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

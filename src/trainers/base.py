@@ -200,11 +200,14 @@ class RouterConfig(TrainingArguments):
             refuse("source_weighting", f"{self.source_weighting!r} is not one of {', '.join(SOURCE_WEIGHTINGS)}.")
 
 
-def source_sampling_weights(sources: list[str], scheme: str) -> list[float]:
-    """Per-query sampling weights: 1 / n_source ("balanced": each source drawn equally often), 1 / sqrt(n_source)
-    ("sqrt"), or 1 ("none"); n_source = the number of queries of that query's source."""
+def source_sampling_weights(sources: list[str], scheme: str) -> list[float] | None:
+    """Per-query sampling weights: 1 / n_source ("balanced": each source drawn equally often) or 1 / sqrt(n_source)
+    ("sqrt"), n_source = the number of queries of that query's source; None (sample as without weighting) for
+    "none" or when all the queries come from one source, where every scheme weighs them alike."""
     counts = Counter(sources)
-    power = {"none": 0.0, "sqrt": 0.5, "balanced": 1.0}[scheme]
+    if scheme == "none" or len(counts) < 2:
+        return None
+    power = {"sqrt": 0.5, "balanced": 1.0}[scheme]
     return [counts[source] ** -power for source in sources]
 
 
@@ -322,10 +325,11 @@ class RouterTrainer(Trainer):
     # ----- training hooks -----
 
     def _get_train_sampler(self, train_dataset=None):
-        """--source_weighting sqrt / balanced: a seeded weighted sampler (with replacement); else the Trainer's."""
-        if self.args.source_weighting == "none" or not self.train_sources:
+        """--source_weighting sqrt / balanced over a pool of several sources: a seeded weighted sampler (with
+        replacement); else the Trainer's."""
+        weights = source_sampling_weights(self.train_sources or [], self.args.source_weighting)
+        if weights is None:
             return super()._get_train_sampler(train_dataset)
-        weights = source_sampling_weights(self.train_sources, self.args.source_weighting)
         generator = torch.Generator().manual_seed(self.args.seed)
         return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True,
                                                       generator=generator)
