@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs_dir", required=True, help="The study's folder (holds runs/ and baselines/).")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--routers", nargs="+", help="Names of the config's trained rows to measure (default: all).")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
                         help="Which variants to measure (default all): the kept and last checkpoints (routes every "
                              "fold's test queries twice, the slow part), the seed ensemble, the task-prior blend.")
@@ -235,7 +236,11 @@ def main(argv: list[str] | None = None) -> None:
     benchmarks = study.test_sets
     rows, notes = {}, []
     task_kwargs = dict((config.get("baselines") or {}).get("task") or {})
-    for name in config.get("routers") or {}:
+    routers = list(config.get("routers") or {})
+    unknown = sorted(set(args.routers or []) - set(routers))
+    if unknown:
+        raise SystemExit(f"error: --routers {unknown} are not rows of {args.config} (its rows: {routers}).")
+    for name in args.routers or routers:
         if "checkpoints" in args.variants:
             checkpoint_runs, note = checkpoint_rows(study, name, output_dir, args.precision)
             rows.update(checkpoint_runs)

@@ -232,12 +232,16 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     assert "| lookahead (1 seed) |" in (tmp_path / "one" / "quality.md").read_text()
     assert {path: path.stat().st_mtime_ns for path in logs} == logs
 
+    with pytest.raises(SystemExit, match=r"--routers \['nope'\] are not rows of"):
+        posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+                      str(tmp_path / "blend"), "--routers", "lookahead", "nope"])
+
     # a row trained with another loss than BCE: the router alone on the hold-out, but no blend
     for seed in (0, 1):
         args_file = out / "runs" / "lookahead" / f"seed{seed}" / "run_args.json"
         args_file.write_text(json.dumps({**json.loads(args_file.read_text()), "loss_type": "CE"}))
     posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
-                  str(tmp_path / "blend"), "--precision", "fp32", "--variants", "blend"])
+                  str(tmp_path / "blend"), "--precision", "fp32", "--variants", "blend", "--routers", "lookahead"])
     ce = (tmp_path / "blend" / "posthoc.md").read_text()
     assert "- lookahead: no task-prior blend: its prior would need the targets of another loss than BCE" in ce
     assert f"benchmark hold-out (each source alike, mean over the seeds) per fold: {alone}" in ce
