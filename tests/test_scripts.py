@@ -82,7 +82,7 @@ def test_protocol_variables_reach_train_py(script):
     # the quality study's protocol: a benchmark hold-out validates; source weighting where it was chosen on it
     _, args = train.parse_args(launch_line(script, {})[2:])
     assert args.cross_fit_folds == 2 and args.cross_fit_eval_fraction == 0.1
-    assert args.source_weighting == ("sqrt" if script in ("lookahead_mlm.sh", "mlc_router.sh") else "none")
+    assert args.source_weighting == ("sqrt" if script == "lookahead_mlm.sh" else "none")
     _, args = train.parse_args(launch_line(script, {"SOURCE_WEIGHTING": "balanced", "CROSS_FIT_EVAL_FRACTION": "0.2"})[2:])
     assert (args.source_weighting, args.cross_fit_eval_fraction) == ("balanced", 0.2)
     assert Path(args.output_dir).name.endswith("_swbalanced_s42")  # a run of its own
