@@ -38,7 +38,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (puts src/ on the path)
 from data.cross_fit import cross_fit_pools, hold_out_by_source, split_by_fold  # noqa: E402
-from data.scaling import SourceMinMax, scale_scores_by_source  # noqa: E402
+from data.scaling import scale_scores_by_source  # noqa: E402
 from routers.embedding import TaskRouter  # noqa: E402
 from model.losses import bce_labels, normalize_per_query  # noqa: E402
 from routers.policy import quality_estimates  # noqa: E402
@@ -83,9 +83,10 @@ BLEND_WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
 
 def bce_targets(records: list[dict], threshold: float) -> np.ndarray:
     """[n, k] the BCE routing targets of ``records`` as the trainer builds them: scores min-max scaled per source
-    (``SourceMinMax``, fitted here on ``records``; the trainer's fit also sees its validation set), float32, min-max
-    per query (``--score_normalization min-max``), then 1 where a candidate is >= ``threshold`` x the query's best."""
-    scaled = torch.tensor(SourceMinMax.fit(records).transform(records), dtype=torch.float32)
+    (``scale_scores_by_source``, fitted here on ``records``; the trainer's fit also sees its validation set),
+    float32, min-max per query (``--score_normalization min-max``), then 1 where a candidate is >= ``threshold`` x
+    the query's best."""
+    scaled = torch.tensor(scale_scores_by_source(records), dtype=torch.float32)
     return bce_labels(normalize_per_query(scaled, "min-max"), threshold).numpy().astype(np.float64)
 
 
