@@ -105,6 +105,26 @@ def test_cross_fit_routes_each_fold_with_its_own_router(backbones, data_dir, tmp
     fold_scores = {row["prompt_id"]: row for fold in range(2) for row in predictions(tmp_path / f"fold_{fold}")}
     assert merged == [fold_scores[row["prompt_id"]] for row in merged]
     assert json.loads((tmp_path / "metrics.json").read_text())["GSM8k"]["score"] is not None
+    for fold in range(2):  # the kept checkpoint is the one with the best macro reward (Synth and GSM8k alike)
+        state = json.loads((tmp_path / f"fold_{fold}" / "trainer_state.json").read_text())
+        macro = [entry["eval_macro_reward"] for entry in state["log_history"] if "eval_macro_reward" in entry]
+        assert len(macro) == 2 and state["best_metric"] == max(macro)
+
+
+def test_macro_reward_weighs_each_validation_source_alike():
+    """Source a: 3 queries, the router picks the best (1.0) in all; source b: 1 query, it picks 0.0. Pooled reward
+    3/4; macro (1 + 0) / 2."""
+    from transformers import EvalPrediction
+    from trainers.base import routing_metrics
+    scores = np.array([[1.0, 0.0], [1.0, 0.5], [0.0, 1.0], [0.0, 1.0]])
+    logits = np.array([[2.0, 1.0], [2.0, 1.0], [1.0, 2.0], [1.0, 2.0]])
+    logits[3] = [2.0, 1.0]  # source b's query: the worse candidate
+    result = routing_metrics(EvalPrediction(predictions=logits, label_ids=scores), sources=["a", "a", "a", "b"])
+    assert result["reward"] == pytest.approx(0.75) and result["macro_reward"] == pytest.approx(0.5)
+    assert result["best_pick_rate"] == pytest.approx(0.75)
+    assert "macro_reward" not in routing_metrics(EvalPrediction(predictions=logits, label_ids=scores))
+    with pytest.raises(ValueError, match="4 validated queries"):
+        routing_metrics(EvalPrediction(predictions=logits, label_ids=scores), sources=["a", "b"])
 
 
 def recording_stage(monkeypatch, stage):
@@ -375,7 +395,7 @@ def test_cross_fit_validation_holds_out_a_share_of_each_other_fold_benchmark(bac
     validation set; with a --max_train_samples draw of 2 that may miss GSM8k entirely, the validation records of
     GSM8k are still scaled (their source's range is fitted on the validation set too)."""
     run("sc", backbones["bert"], data_dir, tmp_path, "--cross_fit_folds", "2", "--cross_fit_eval_fraction", "0.5",
-        "--max_train_samples", "2")
+        "--max_train_samples", "2", "--metric_for_best_model", "eval_macro_reward")
     log = (tmp_path / "train.log").read_text()
     prompts = [f"how many {word} are {n}" for n, word in enumerate(WORDS[:8])]
     for fold in range(2):
@@ -384,6 +404,26 @@ def test_cross_fit_validation_holds_out_a_share_of_each_other_fold_benchmark(bac
         assert (f"fold {fold + 1}/2: {12 + out_of_fold - held} training queries ({out_of_fold - held} from the "
                 f"benchmarks), {4 + held} validation queries") in log
     assert json.loads((tmp_path / "metrics.json").read_text())["GSM8k"]["score"] is not None
+    for fold in range(2):  # the kept checkpoint is the one with the best macro reward (Synth and GSM8k alike)
+        state = json.loads((tmp_path / f"fold_{fold}" / "trainer_state.json").read_text())
+        macro = [entry["eval_macro_reward"] for entry in state["log_history"] if "eval_macro_reward" in entry]
+        assert len(macro) == 2 and state["best_metric"] == max(macro)
+
+
+def test_macro_reward_weighs_each_validation_source_alike():
+    """Source a: 3 queries, the router picks the best (1.0) in all; source b: 1 query, it picks 0.0. Pooled reward
+    3/4; macro (1 + 0) / 2."""
+    from transformers import EvalPrediction
+    from trainers.base import routing_metrics
+    scores = np.array([[1.0, 0.0], [1.0, 0.5], [0.0, 1.0], [0.0, 1.0]])
+    logits = np.array([[2.0, 1.0], [2.0, 1.0], [1.0, 2.0], [1.0, 2.0]])
+    logits[3] = [2.0, 1.0]  # source b's query: the worse candidate
+    result = routing_metrics(EvalPrediction(predictions=logits, label_ids=scores), sources=["a", "a", "a", "b"])
+    assert result["reward"] == pytest.approx(0.75) and result["macro_reward"] == pytest.approx(0.5)
+    assert result["best_pick_rate"] == pytest.approx(0.75)
+    assert "macro_reward" not in routing_metrics(EvalPrediction(predictions=logits, label_ids=scores))
+    with pytest.raises(ValueError, match="4 validated queries"):
+        routing_metrics(EvalPrediction(predictions=logits, label_ids=scores), sources=["a", "b"])
 
 
 # ------------------------------------------------------------------ run configs, model card, TensorBoard, hub

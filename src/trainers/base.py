@@ -10,12 +10,15 @@ class (which owns the stage's token layout, ``collator_for``) and overrides only
 * ``compute_loss`` = routing loss (``--loss_type``) on the router's k logits; metrics are gathered per
   step and averaged in ``log``;
 * evaluation reports ``eval_reward`` = mean (per-source min-max scaled) score of the candidate with the
-  highest logit on the validation set, and ``eval_best_pick_rate`` (share of queries where it is a best one);
+  highest logit on the validation set, ``eval_macro_reward`` (the same, averaged per source and then over the
+  sources, so that each source weighs alike, as each benchmark does in mean gap_closed) and
+  ``eval_best_pick_rate`` (share of queries where it is a best one);
 * ``route(records)`` -> the router's logits [n, k] (the routing-time layout: no responses are read, except
   by gt_responses).
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections import Counter, defaultdict
@@ -132,7 +135,9 @@ class RouterConfig(TrainingArguments):
         "help": "Steps between checkpoints (a float < 1 is a fraction of the total steps)."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best one always)."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "End with the best checkpoint's weights."})
-    metric_for_best_model: str | None = field(default="eval_reward", metadata={"help": "Metric choosing the best."})
+    metric_for_best_model: str | None = field(default="eval_reward", metadata={
+        "help": "Metric choosing the best checkpoint: eval_reward (mean over the validation queries) or "
+                "eval_macro_reward (mean over their sources, each source alike)."})
     greater_is_better: bool | None = field(default=True, metadata={"help": "Whether a higher metric is better."})
     logging_steps: float = field(default=10, metadata={"help": "Steps between two logs."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: collators read every field."})
@@ -236,12 +241,22 @@ def require_optional_packages(args: RouterConfig) -> None:
             raise ModuleNotFoundError(f"{flag} needs the `{package}` package: `pip install {package}`.")
 
 
-def routing_metrics(prediction: EvalPrediction) -> dict[str, float]:
-    """eval_reward: mean scaled score of the highest-logit candidate; eval_best_pick_rate: share of queries
-    where that candidate has the best score."""
+def routing_metrics(prediction: EvalPrediction, sources: list[str] | None = None) -> dict[str, float]:
+    """eval_reward: mean scaled score [0, 1] of the highest-logit candidate; eval_best_pick_rate: share of queries
+    where that candidate has the best score; with ``sources`` (the validation records' sources, in order),
+    eval_macro_reward: the reward averaged within each source, then over the sources.
+
+    Raises ValueError when ``sources`` does not hold one source per validation query."""
     logits, scores = np.asarray(prediction.predictions), np.asarray(prediction.label_ids)
     chosen = scores[np.arange(len(scores)), logits.argmax(axis=-1)]
-    return {"reward": float(chosen.mean()), "best_pick_rate": float((chosen >= scores.max(axis=-1)).mean())}
+    metrics = {"reward": float(chosen.mean()), "best_pick_rate": float((chosen >= scores.max(axis=-1)).mean())}
+    if sources is not None:
+        if len(sources) != len(chosen):
+            raise ValueError(f"{len(sources)} validation sources for {len(chosen)} validated queries: evaluate the "
+                             f"Trainer's own eval_dataset (its sources are read when the Trainer is built).")
+        sources = np.asarray(sources)
+        metrics["macro_reward"] = float(np.mean([chosen[sources == source].mean() for source in np.unique(sources)]))
+    return metrics
 
 
 class RouterTrainer(Trainer):
@@ -281,12 +296,14 @@ class RouterTrainer(Trainer):
         # by --cross_fit_eval_fraction but absent from a --max_train_samples draw, still gets its range)
         self.score_scaler = SourceMinMax.fit(train_dataset + (eval_dataset or [])) if train_dataset else None
         self.train_sources = [record["source"] for record in train_dataset] if train_dataset else None
+        eval_sources = [record["source"] for record in eval_dataset] if eval_dataset else None
         self.progress = ProgressLog()
         super().__init__(
             model=model, args=args, data_collator=collator,
             train_dataset=self.features(collator, train_dataset, self.train_reads_responses),
             eval_dataset=self.features(collator, eval_dataset, self.model_class.route_reads_responses),
-            processing_class=processing_class, compute_metrics=routing_metrics,
+            processing_class=processing_class,
+            compute_metrics=functools.partial(routing_metrics, sources=eval_sources),
             callbacks=[*(callbacks or []), self.progress])
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
 
