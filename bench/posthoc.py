@@ -22,7 +22,7 @@
 
 Prints and writes ``posthoc.md``: per row, mean gap_closed ± std over the seeds and the paired bootstrap interval of
 the difference with the study's strongest baseline (as ``bench/quality.py``), and the steps of the kept
-checkpoints. Routed folds are cached in ``--output_dir``. These variants were chosen after the study's test table
+checkpoints. Routed folds are cached in ``--output_dir`` (per ``--precision``). These variants were chosen after the study's test table
 was seen: count them among the configurations tried.
 """
 from __future__ import annotations
@@ -140,7 +140,7 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
             pool, in_fold = cross_fit_pools(train_records, study.benchmarks, fold, study.folds)
             kept, held = hold_out_by_source(pool[len(train_records):], fraction, int(run_args["seed"]))
             prior = TaskPrior(pool[:len(train_records)] + kept, float(run_args["bce_threshold"]), **task_kwargs)
-            cache = cache_dir / run_dir.parent.name / f"seed{seed}" / f"fold_{fold}_validation.json"
+            cache = cache_dir / run_dir.parent.name / f"seed{seed}" / f"fold_{fold}_validation_{precision}.json"
             if cache.exists():
                 val_scores = np.array(read_json(cache), dtype=float)
             else:
@@ -203,7 +203,7 @@ def checkpoint_rows(study: quality.Study, name: str, output_dir: Path,
             kept, last, step = checkpoints(run_dir / f"fold_{fold}")
             kept_steps.append(f"{step}/{last.name.split('-')[1]}")
             for which, folder in (("kept", kept), ("last", last)):
-                cache = output_dir / run_dir.parent.name / f"seed{seed}" / f"fold_{fold}_{which}.json"
+                cache = output_dir / run_dir.parent.name / f"seed{seed}" / f"fold_{fold}_{which}_{precision}.json"
                 for bench, choices in routed_fold(study, folder, fold, cache, precision).items():
                     merged[which][bench].update(choices)
         for which in runs:

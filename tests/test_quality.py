@@ -205,8 +205,8 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     agreement = float(table.split("chose the study's candidate on ")[1].split("%")[0])
     assert agreement >= 90.0  # the kept checkpoint, routed again, makes the study's choices (up to near ties)
     routed = sorted((tmp_path / "ckpt").rglob("fold_*_*.json"))
-    assert [p.name for p in routed] == ["fold_0_kept.json", "fold_0_last.json", "fold_0_validation.json",
-                                        "fold_1_kept.json", "fold_1_last.json", "fold_1_validation.json"] * 2
+    assert [p.name for p in routed] == [f"fold_{fold}_{which}_fp32.json" for fold in (0, 1)
+                                        for which in ("kept", "last", "validation")] * 2  # keyed by --precision
     stamps = {p: p.stat().st_mtime_ns for p in routed}
     posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
                             str(tmp_path / "ckpt"), "--precision", "fp32"])
@@ -217,8 +217,8 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     only = (tmp_path / "blend" / "posthoc.md").read_text()
     assert [line.split(" | ")[0] for line in only.splitlines() if line.startswith("| lookahead")] == [
         "| lookahead, its task prior alone (w 0) (2 seeds)", f"| {blend_name}"]
-    assert sorted(p.name for p in (tmp_path / "blend").rglob("fold_*.json")) == ["fold_0_validation.json"] * 2 + [
-        "fold_1_validation.json"] * 2  # no fold routed again with its checkpoints
+    assert sorted(p.name for p in (tmp_path / "blend").rglob("fold_*.json")) == ["fold_0_validation_fp32.json"] * 2 + [
+        "fold_1_validation_fp32.json"] * 2  # no fold routed again with its checkpoints
     assert only.splitlines()[4] == next(line for line in table.splitlines() if "task-prior blend" in line)
     scores = [[row["router_scores"] for row in json.loads(
         (out / "runs" / "lookahead" / f"seed{seed}" / "test_predictions" / "GSM8k.json").read_text())] for seed in (0, 1)]
