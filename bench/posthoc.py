@@ -32,17 +32,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (puts src/ on the path)
 from data.cross_fit import cross_fit_pools, hold_out_by_source, split_by_fold  # noqa: E402
-from data.scaling import scale_scores_by_source  # noqa: E402
-from routers.embedding import TaskRouter  # noqa: E402
-from model.losses import bce_labels, normalize_per_query  # noqa: E402
 from routers.policy import quality_estimates  # noqa: E402
 from routers.pretrained import PretrainedRouter  # noqa: E402
+from routers.task_prior import BLEND_WEIGHTS, TaskPrior, blend, macro_reward  # noqa: E402
 from runs import read_predictions  # noqa: E402
 from utils.io import read_json, write_json  # noqa: E402
 
@@ -78,47 +75,6 @@ def seed_ensemble(study: quality.Study, name: str) -> dict[str, np.ndarray]:
             for bench in study.test_sets}
 
 
-BLEND_WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
-
-
-def bce_targets(records: list[dict], threshold: float) -> np.ndarray:
-    """[n, k] the BCE routing targets of ``records`` as the trainer builds them: scores min-max scaled per source
-    (``scale_scores_by_source``, fitted here on ``records``; the trainer's fit also sees its validation set),
-    float32, min-max per query (``--score_normalization min-max``), then 1 where a candidate is >= ``threshold`` x
-    the query's best."""
-    scaled = torch.tensor(scale_scores_by_source(records), dtype=torch.float32)
-    return bce_labels(normalize_per_query(scaled, "min-max"), threshold).numpy().astype(np.float64)
-
-
-class TaskPrior:
-    """The task-aware baseline as a prior on the BCE targets' scale: ``prior(prompts)`` [n, k] is, per query, the
-    mean BCE target (``bce_targets``) of each candidate over the training-pool source whose prompt-embedding
-    centroid is nearest (``routers.embedding.TaskRouter``'s source prediction): the share of that source's
-    queries on which the candidate was within ``threshold`` of the best, what the router's sigmoid estimates."""
-
-    def __init__(self, records: list[dict], threshold: float, **task_kwargs):
-        self.router = TaskRouter(**task_kwargs).fit(records)
-        sources = np.array([record["source"] for record in records])
-        targets = bce_targets(records, threshold)
-        self.table = np.stack([targets[sources == source].mean(axis=0) for source in self.router.sources])
-
-    def __call__(self, prompts: list[str]) -> np.ndarray:
-        return self.table[self.router.predict_sources(prompts)]
-
-
-def blend(prior: np.ndarray, estimates: np.ndarray, weight: float) -> np.ndarray:
-    """[n] choices: the argmax of ``(1 - weight) * prior + weight * estimates`` (both [n, k])."""
-    return ((1.0 - weight) * prior + weight * estimates).argmax(axis=1)
-
-
-def validation_reward(records: list[dict], choices: np.ndarray) -> float:
-    """Mean over the records' sources of the mean per-source min-max score of the chosen candidates (each source
-    weighs alike, as the benchmarks do in mean gap_closed)."""
-    scaled = scale_scores_by_source(records)[np.arange(len(records)), choices]
-    sources = np.array([record["source"] for record in records])
-    return float(np.mean([scaled[sources == source].mean() for source in sorted(set(sources.tolist()))]))
-
-
 def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: Path,
                 precision: str) -> tuple[list[list[dict]], str | None]:
     """(parts, why not): per seed, per fold, the validation records and their prior and estimates, and the in-fold
@@ -139,7 +95,7 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
         for fold in range(study.folds):
             pool, in_fold = cross_fit_pools(train_records, study.benchmarks, fold, study.folds)
             kept, held = hold_out_by_source(pool[len(train_records):], fraction, int(run_args["seed"]))
-            prior = TaskPrior(pool[:len(train_records)] + kept, float(run_args["bce_threshold"]), **task_kwargs)
+            prior = TaskPrior(**task_kwargs).fit(pool[:len(train_records)] + kept, float(run_args["bce_threshold"])).prior
             cache = cache_dir / run_dir.parent.name / f"seed{seed}" / f"fold_{fold}_validation_{precision}.json"
             if cache.exists():
                 val_scores = np.array(read_json(cache), dtype=float)
@@ -172,8 +128,8 @@ def task_prior_blend(study: quality.Study, parts: list[list[dict]],
     smallest weight on ties) and routes fold f's test queries only: the hold-out is drawn from fold f's training
     pool, i.e. from the other folds' test queries, so pooling the folds' hold-outs would let a fold's own test
     labels choose its weight. ``weights`` (one per fold) fixes the weights instead of choosing them."""
-    curves = [{weight: float(np.mean([validation_reward(folds[fold]["held"], blend(
-        folds[fold]["val_prior"], folds[fold]["val_estimates"], weight)) for folds in parts]))
+    curves = [{weight: float(np.mean([macro_reward(folds[fold]["held"], blend(
+        folds[fold]["val_prior"], folds[fold]["val_estimates"], weight).argmax(axis=1)) for folds in parts]))
         for weight in BLEND_WEIGHTS} for fold in range(len(parts[0]))]
     if weights is None:
         weights = [max(BLEND_WEIGHTS, key=lambda weight: (curve[weight], -weight)) for curve in curves]
@@ -182,7 +138,7 @@ def task_prior_blend(study: quality.Study, parts: list[list[dict]],
         merged = {bench: {} for bench in study.test_sets}
         for fold, weight in zip(folds, weights):
             for bench, (ids, prior, estimates) in fold["test"].items():
-                merged[bench].update(zip(ids, blend(prior, estimates, weight).tolist()))
+                merged[bench].update(zip(ids, blend(prior, estimates, weight).argmax(axis=1).tolist()))
         runs.append({bench: np.array([merged[bench][r["prompt_id"]] for r in study.benchmarks[bench]])
                      for bench in study.test_sets})
     return runs, weights, curves
@@ -251,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         if "blend" in args.variants:
             parts, why = blend_parts(study, name, task_kwargs, output_dir, args.precision)
             if parts:  # the router alone on the hold-out: the validation metric that matches the test's weighting
-                alone = [float(np.mean([validation_reward(folds[fold]["held"], folds[fold]["val_estimates"].argmax(
+                alone = [float(np.mean([macro_reward(folds[fold]["held"], folds[fold]["val_estimates"].argmax(
                     axis=1)) for folds in parts])) for fold in range(study.folds)]
                 notes.append(f"- {name}: the router alone, mean validation reward on the benchmark hold-out (each "
                              f"source alike, mean over the seeds) per fold: "

@@ -53,6 +53,7 @@ import runs
 from data import load_benchmark, load_train_set, resolve_train_set
 from data.cross_fit import cross_fit_predict, hold_out_by_source
 from model import RouterModelConfig, load_router_model
+from routers.task_prior import TaskPrior
 from trainers import STAGES, RouterConfig, RouterTrainer
 from trainers.base import train_slice_bounds
 from trainers.callbacks import LogToFile
@@ -269,12 +270,41 @@ def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_rec
     return trainer
 
 
+def fit_task_prior(trainer: RouterTrainer, args: RouterConfig, pool: list[dict],
+                   eval_records: list[dict]) -> TaskPrior | None:
+    """With --task_prior_blend: the task prior fitted on the training ``pool``, its weight chosen on
+    ``eval_records`` routed by the trained router, saved next to the router (with --do_train False: the saved one).
+    None without the flag."""
+    if not args.task_prior_blend:
+        return None
+    if not args.do_train:
+        prior = TaskPrior.load(args.output_dir, len(args.candidate_llms))
+        if prior is None:
+            raise DataError(f"{args.output_dir}: no task_prior.json to route with (--task_prior_blend True); train "
+                            f"with that flag, or drop it.")
+        return prior
+    prior = TaskPrior().fit(pool, args.bce_threshold)
+    weight = prior.choose_weight(eval_records, trainer.route(eval_records, "validation routing for the task prior"))
+    if trainer.is_world_process_zero():
+        prior.save(args.output_dir)
+    logger.info("task prior: weight %.1f chosen on %d validation queries (macro reward per weight: %s)", weight,
+                len(eval_records), ", ".join(f"{w}: {r:.4f}" for w, r in prior.curve.items()))
+    return prior
+
+
+def route_records(trainer: RouterTrainer, prior: TaskPrior | None, records: list[dict], label: str) -> np.ndarray:
+    """[n, k] the router's logits for ``records``, blended with ``prior`` when there is one."""
+    logits = trainer.route(records, label)
+    return logits if prior is None else prior.blend_logits([record["prompt"] for record in records], logits)
+
+
 def run_single(trainer_class: type[RouterTrainer], args: RouterConfig) -> None:
     train_records, eval_records, benchmarks = load_inputs(args)
     trainer = fit_router(trainer_class, args, train_records, eval_records)
+    prior = fit_task_prior(trainer, args, train_records, eval_records)
     if not args.do_predict:
         return
-    predictions = {name: runs.prediction_rows(records, trainer.route(records, f"routing {name}"))
+    predictions = {name: runs.prediction_rows(records, route_records(trainer, prior, records, f"routing {name}"))
                    for name, records in benchmarks.items()}
     if trainer.is_world_process_zero():
         print(runs.write_results(args.output_dir, runs.run_name(vars(args), args.output_dir), benchmarks, predictions,
@@ -316,9 +346,11 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
         if fold > 0:  # a second Trainer in one process: let it build its own Accelerator (DeepSpeed refuses otherwise)
             AcceleratorState._reset_state(reset_partial_state=False)
         trainer = fit_router(trainer_class, fold_args, pool, fold_eval, sample_seed=f"{args.seed}:fold{fold}")
+        prior = fit_task_prior(trainer, fold_args, pool, fold_eval)
         if not args.do_predict:
             return None
-        rows = {name: runs.prediction_rows(records, trainer.route(records, f"fold {fold} routing {name}"), fold)
+        rows = {name: runs.prediction_rows(records, route_records(trainer, prior, records, f"fold {fold} routing {name}"),
+                                           fold)
                 if records else [] for name, records in in_fold.items()}
         if trainer.is_world_process_zero():
             for name, fold_rows in rows.items():

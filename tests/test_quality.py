@@ -80,26 +80,8 @@ def test_seed_agreement():
     assert quality.seed_agreement([first]) is None
 
 
-def test_task_prior_blend_pieces_by_hand():
+def test_task_prior_blend_chooses_each_folds_weight_on_its_own_hold_out():
     import posthoc
-
-    # min-max per query, then 1 where >= 0.8 x the best: [0, 1, .75] -> [0, 1, 0]; [0, 1, .9] -> [0, 1, 1]; all tied: 1s;
-    # a3 scaled by its source alone (1..10) would be [.78, 1, .94] -> [0, 1, 1]: per query it is [0, 1, .75]
-    records = [{"prompt": "a1", "source": "A", "scores": [1.0, 3.0, 2.5]},
-               {"prompt": "a2", "source": "A", "scores": [5.0, 5.0, 5.0]},
-               {"prompt": "a3", "source": "A", "scores": [8.0, 10.0, 9.5]},
-               {"prompt": "b1", "source": "B", "scores": [0.0, 10.0, 9.0]}]
-    assert posthoc.bce_targets(records, 0.8).tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0], [0, 1, 1]]
-    vectors = {"a1": [1.0, 0.0], "a2": [0.9, 0.1], "a3": [0.95, 0.0], "b1": [0.0, 1.0], "query near a": [1.0, 0.2],
-               "query near b": [0.1, 1.0]}
-    prior = posthoc.TaskPrior(records, 0.8, embedder=lambda texts: np.array([vectors[t] for t in texts]))
-    assert np.allclose(prior(["query near b", "query near a"]), [[0, 1, 1], [1 / 3, 1, 1 / 3]])  # mean per source
-    prior, estimates = np.array([[1.0, 0.0]]), np.array([[0.0, 0.8]])
-    assert [posthoc.blend(prior, estimates, w)[0] for w in (0.0, 0.5, 0.6, 1.0)] == [0, 0, 1, 1]  # 0.5 vs 0.4, .4 vs .48
-    records = [{"source": "A", "scores": [0.0, 1.0]}, {"source": "A", "scores": [1.0, 0.0]},
-               {"source": "B", "scores": [2.0, 4.0]}]
-    # A: chosen scaled scores 1, 0 -> 0.5; B: min-max over (2, 4) -> 1.0; each source weighs alike: 0.75 (pooled: 2/3)
-    assert posthoc.validation_reward(records, np.array([1, 1, 1])) == pytest.approx(0.75)
 
     # two folds: on fold 0's hold-out the router (estimates prefer 0) is right and the prior (prefers 1) wrong, so
     # candidate 0 wins from w > 5/9; on fold 1's hold-out the prior is right and the router wrong, so w = 0

@@ -343,6 +343,8 @@ def test_unknown_stage_prints_usage():
     (["--test_datasets", "GSM8k,GSM8K"], r"--test_datasets: unknown benchmark\(s\) \['GSM8K'\]"),
     (["--train_slice", "(0.5,0.2)"], r"--train_slice: '\(0.5,0.2\)' needs 0 <= start < end <= 1"),
     (["--candidate_llms", "A", "A"], "--candidate_llms"),
+    (["--task_prior_blend", "True", "--loss_type", "CE"], "--task_prior_blend: the prior is on the BCE targets"),
+    (["--task_prior_blend", "True", "--eval_strategy", "no"], "--task_prior_blend: its weight is chosen on the valid"),
 ])
 def test_bad_flags_stop_before_any_work_naming_the_flag(tmp_path, flags, message):
     with pytest.raises(SystemExit, match=message):
@@ -424,6 +426,29 @@ def test_macro_reward_weighs_each_validation_source_alike():
     assert "macro_reward" not in routing_metrics(EvalPrediction(predictions=logits, label_ids=scores))
     with pytest.raises(ValueError, match="4 validated queries"):
         routing_metrics(EvalPrediction(predictions=logits, label_ids=scores), sources=["a", "b"])
+
+
+def test_task_prior_blend_is_saved_with_the_router_and_used_when_it_routes(backbones, data_dir, tmp_path, monkeypatch):
+    """--task_prior_blend: task_prior.json beside the router (fitted on the 12 training queries, the weight chosen
+    on the 4 validation ones); the test predictions are the blended logits, and PretrainedRouter, loading the folder
+    alone, routes to the same scores; --do_train False routes with the saved prior again."""
+    from routers.pretrained import PretrainedRouter
+    from routers.task_prior import BLEND_WEIGHTS
+
+    monkeypatch.setenv("LOOKAHEAD_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    run("sc", backbones["bert"], data_dir, out, "--task_prior_blend", "True")
+    saved = json.loads((out / "task_prior.json").read_text())
+    assert saved["weight"] in BLEND_WEIGHTS and saved["weight"] < 1.0 and saved["sources"] == ["Synth"]  # (seed 0)
+    assert [float(w) for w in saved["validation_macro_reward"]] == list(BLEND_WEIGHTS)
+    assert "task prior: weight" in (out / "train.log").read_text()
+    rows = predictions(out)
+    prompts = [f"how many {word} are {n}" for n, word in enumerate(WORDS[:8])]
+    routed = PretrainedRouter.from_pretrained(out, precision="fp32").route(prompts)
+    assert np.allclose(routed, [row["router_scores"] for row in rows], atol=1e-4)
+    (out / "test_predictions" / "GSM8k.json").unlink()
+    run("sc", backbones["bert"], data_dir, out, "--do_train", "False", "--task_prior_blend", "True")
+    assert np.allclose([row["router_scores"] for row in predictions(out)], [row["router_scores"] for row in rows])
 
 
 # ------------------------------------------------------------------ run configs, model card, TensorBoard, hub

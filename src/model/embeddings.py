@@ -107,14 +107,17 @@ def _encode(texts: list[str], model_dir: str, batch_size: int, max_length: int) 
 
 
 def embed(texts: list[str], model_name_or_path: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64,
-          max_length: int = 256, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+          max_length: int = 256, cache_dir: str | os.PathLike | None = None, cache: bool = True) -> np.ndarray:
     """Return a float32 array [len(texts), hidden] of unit-norm embeddings, reading and filling the cache.
 
     ``model_name_or_path`` is anything ``model.backbones.resolve_backbone`` accepts. ``cache_dir`` overrides the
-    cache folder (default ``$LOOKAHEAD_CACHE/embeddings``).
+    cache folder (default ``$LOOKAHEAD_CACHE/embeddings``); ``cache=False`` encodes without reading or writing it
+    (routing-time queries: each one is new, and the file would be rewritten per call).
     """
     texts = list(texts)
     model_dir = resolve_backbone(model_name_or_path)
+    if not cache:
+        return _encode(texts, model_dir, batch_size, max_length)
     path = cache_file(model_name_or_path, max_length, cache_dir)
     cached = _read_cache(path)
     hashes = [text_hash(t) for t in texts]

@@ -169,7 +169,8 @@ class TaskRouter(EmbeddingRouter):
 
     def predict_sources(self, prompts: Sequence[str]) -> np.ndarray:
         """Index into ``self.sources`` of each query's nearest source centroid, shape [n]."""
-        self._check_fitted()
+        if self.centroids is None:
+            raise RuntimeError("TaskRouter predicts sources from their centroids: call fit(examples) first.")
         queries = self.embed_prompts(prompts)
         squared = (self.centroids ** 2).sum(axis=1)[None, :] - 2.0 * queries @ self.centroids.T
         return squared.argmin(axis=1)

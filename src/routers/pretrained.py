@@ -30,6 +30,9 @@ fast on sc batches (2.5x) but slower on single queries and on mask_concat (2.4x)
 of the linear layers was slower (1.5-1.6x) and agreed on only 97.7% / 87.5%. Pass ``precision="fp32"`` for
 float32's exact scores.
 
+A router trained with ``--task_prior_blend True`` has a ``task_prior.json`` beside its weights: ``route`` then
+blends its estimates with the task prior (``routers.task_prior``; one MiniLM embedding per prompt more).
+
 ``route`` follows the ``routers.Router`` interface (scores [n, k], higher = route there), so a trained router
 drops into ``eval_baseline``-style evaluation. ``decide`` adds the cost-aware choice
 (``routers.policy.RoutingPolicy.decide``): the policy calibrated and saved next to the router
@@ -46,7 +49,7 @@ import torch
 from model import load_router_model
 from routers.base import Router
 from routers.policy import RoutingDecision, RoutingPolicy, estimate_tokens, load_policy, score_kind_of
-from utils.io import DataError
+from routers.task_prior import TaskPrior
 
 DEFAULT_BATCH_SIZE = 32
 MAX_CHARS_PER_TOKEN = 32  # a prompt is cut to this many characters per token it may keep (5x the 6.7 measured)
@@ -87,6 +90,7 @@ class PretrainedRouter(Router):
         self.candidates = list(model.config.candidate_llms)
         self.score_kind = score_kind_of(self.folder)
         self.policy = load_policy(self.folder, self.candidates) or RoutingPolicy(self.candidates)
+        self.task_prior = TaskPrior.load(self.folder, len(self.candidates))
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
@@ -103,7 +107,8 @@ class PretrainedRouter(Router):
     def route(self, prompts: Sequence[str], responses: Sequence[Sequence[str]] | None = None,
               scores: Sequence[Sequence[float]] | None = None) -> np.ndarray:
         """The router's scores [len(prompts), k] (logits, float32; higher = route there). Each prompt is cut to
-        ``self.prompt_chars`` characters first (see the module docstring)."""
+        ``self.prompt_chars`` characters first (see the module docstring). A router saved with its task prior
+        (``task_prior.json``) returns the blended logits (``routers.task_prior``)."""
         if self.needs_responses and responses is None:
             raise ValueError(f"The {self.stage} router reads the candidates' responses: pass responses (k per prompt).")
         records = [{"prompt": prompt[:self.prompt_chars], "responses": responses[i] if responses is not None else None}
@@ -115,7 +120,10 @@ class PretrainedRouter(Router):
             batch = {name: tensor.to(device)
                      for name, tensor in self.collator(features[start:start + self.batch_size]).items()}
             logits.append(self.model(**batch).routing_logits.float().cpu().numpy())
-        return np.concatenate(logits)
+        logits = np.concatenate(logits)
+        if self.task_prior is not None:
+            return self.task_prior.blend_logits([record["prompt"] for record in records], logits)
+        return logits
 
     def decide(self, prompts: Sequence[str], responses: Sequence[Sequence[str]] | None = None,
                policy: RoutingPolicy | None = None) -> RoutingDecision:

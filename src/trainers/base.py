@@ -109,6 +109,11 @@ class RouterConfig(TrainingArguments):
                 "per epoch), sqrt (probability ~ 1/sqrt(source size)) or balanced (each source equally often); "
                 "sqrt/balanced draw with replacement, as many queries per epoch as the pool holds.",
         "choices": list(SOURCE_WEIGHTINGS)})
+    task_prior_blend: bool = field(default=False, metadata={
+        "help": "After training, blend the router's estimates with the task prior (the mean BCE target of each "
+                "candidate over the training source nearest the query; routers.task_prior), the weight chosen on "
+                "the validation set, saved as task_prior.json next to the router and used when it routes. "
+                "Needs --loss_type BCE with --score_normalization min-max."})
     cross_fit_only_fold: int | None = field(default=None, metadata={
         "help": "With --cross_fit_folds K: train and route only this fold (to run the folds in parallel, e.g. on "
                 "several machines); a later run with --resume_from_checkpoint last-checkpoint merges the folds."})
@@ -178,6 +183,11 @@ class RouterConfig(TrainingArguments):
         if self.do_train and not self.train_datasets:
             refuse("train_datasets", "name at least one training set, e.g. SelfOSSInstructSC2_filtered2/responses.")
         train_slice_bounds(self.train_slice)
+        if self.task_prior_blend and (self.loss_type, self.score_normalization) != ("BCE", "min-max"):
+            refuse("task_prior_blend", f"the prior is on the BCE targets' scale: use it with --loss_type BCE "
+                                       f"--score_normalization min-max (got {self.loss_type}, {self.score_normalization}).")
+        if self.task_prior_blend and self.eval_strategy == "no":
+            refuse("task_prior_blend", "its weight is chosen on the validation set: drop --eval_strategy no.")
         for flag in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, flag)
             if value is not None and value < 1:
