@@ -58,7 +58,7 @@ def routed_fold(study: quality.Study, folder: Path, fold: int, cache: Path, prec
     """{benchmark: {prompt_id: choice}} for fold ``fold``'s in-fold test records, routed by ``folder`` (cached)."""
     if cache.exists():
         return read_json(cache)
-    router = PretrainedRouter.from_pretrained(folder, precision=precision)
+    router = PretrainedRouter.from_pretrained(folder, precision=precision, use_task_prior=False)
     choices = {}
     for name, records in study.benchmarks.items():
         in_fold = split_by_fold(records, fold, study.folds)[0]
@@ -100,7 +100,8 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
             if cache.exists():
                 val_scores = np.array(read_json(cache), dtype=float)
             else:
-                router = PretrainedRouter.from_pretrained(run_dir / f"fold_{fold}", precision=precision)
+                router = PretrainedRouter.from_pretrained(run_dir / f"fold_{fold}", precision=precision,
+                                                          use_task_prior=False)
                 val_scores = np.asarray(router.route([record["prompt"] for record in held]), dtype=float)
                 write_json(cache, val_scores.tolist(), indent=None)
             test = {}
@@ -116,6 +117,8 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
         parts.append(folds)
     if run_args.get("loss_type") != "BCE" or run_args.get("score_normalization") != "min-max":
         return parts, "its prior would need the targets of another loss than BCE on min-max scores"
+    if run_args.get("task_prior_blend"):
+        return parts, "its predictions carry its own task prior already (trained with --task_prior_blend)"
     return parts, None
 
 

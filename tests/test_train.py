@@ -446,6 +446,8 @@ def test_task_prior_blend_is_saved_with_the_router_and_used_when_it_routes(backb
     prompts = [f"how many {word} are {n}" for n, word in enumerate(WORDS[:8])]
     routed = PretrainedRouter.from_pretrained(out, precision="fp32").route(prompts)
     assert np.allclose(routed, [row["router_scores"] for row in rows], atol=1e-4)
+    alone = PretrainedRouter.from_pretrained(out, precision="fp32", use_task_prior=False).route(prompts)
+    assert not np.allclose(alone, routed, atol=1e-3)  # the router's own logits (w < 1 changed them)
     (out / "test_predictions" / "GSM8k.json").unlink()
     run("sc", backbones["bert"], data_dir, out, "--do_train", "False", "--task_prior_blend", "True")
     assert np.allclose([row["router_scores"] for row in predictions(out)], [row["router_scores"] for row in rows])

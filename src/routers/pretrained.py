@@ -78,7 +78,8 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
 class PretrainedRouter(Router):
     """A trained router loaded from its folder; see the module docstring."""
 
-    def __init__(self, model, tokenizer, folder: str | Path, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, model, tokenizer, folder: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
+                 use_task_prior: bool = True):
         self.model = model
         self.folder = Path(folder)
         self.batch_size = batch_size
@@ -90,18 +91,19 @@ class PretrainedRouter(Router):
         self.candidates = list(model.config.candidate_llms)
         self.score_kind = score_kind_of(self.folder)
         self.policy = load_policy(self.folder, self.candidates) or RoutingPolicy(self.candidates)
-        self.task_prior = TaskPrior.load(self.folder, len(self.candidates))
+        self.task_prior = TaskPrior.load(self.folder, len(self.candidates)) if use_task_prior else None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
-                        precision: str = "auto") -> "PretrainedRouter":
+                        precision: str = "auto", use_task_prior: bool = True) -> "PretrainedRouter":
         """Load the router saved in ``path`` (a folder whose config.json names a stage) onto ``device`` in ``precision``
         (``auto`` | ``bf16`` | ``fp32``, see the module docstring; ValueError for another; DataError for a folder
-        without a router, as ``model.load_router_model``)."""
+        without a router, as ``model.load_router_model``). ``use_task_prior=False`` ignores a saved
+        ``task_prior.json`` (the router's own logits)."""
         dtype = DTYPES[resolve_precision(precision, device)]
         path = Path(path)
         model, tokenizer = load_router_model(path)
-        return cls(model.to(device=device, dtype=dtype), tokenizer, path, batch_size)
+        return cls(model.to(device=device, dtype=dtype), tokenizer, path, batch_size, use_task_prior)
 
     @torch.inference_mode()
     def route(self, prompts: Sequence[str], responses: Sequence[Sequence[str]] | None = None,
