@@ -189,3 +189,17 @@ def test_the_task_prior_reads_the_prompt_as_training_gave_it(backbones, tmp_path
     assert router.prompt_chars == 256 < len(long)
     router.route([long])
     np.testing.assert_allclose(embed(seen, cache=False), embed([long], cache=False), atol=1e-6)
+
+
+def test_a_task_prior_beside_a_router_of_another_score_kind_is_refused(backbones, tmp_path):
+    """The blend returns logit(p), read back with a sigmoid; a CE router's scores are read with a softmax
+    (routers.policy), which would turn the blended chances into something else."""
+    from routers.task_prior import TaskPrior
+
+    folder = save_untrained_router(tmp_path / "ce", "sc", backbones["bert"], CANDIDATES, max_length=10,
+                                   loss_type="CE")
+    records = [{"prompt": "sort a list", "source": "code", "scores": [1.0, 0.0]},
+               {"prompt": "write a poem", "source": "poems", "scores": [0.0, 1.0]}]
+    TaskPrior(embedder=lambda texts: np.eye(2)[[0 if "sort" in t else 1 for t in texts]]).fit(records, 0.8).save(folder)
+    with pytest.raises(DataError, match=r"task_prior.json: .* read as softmax .*delete the file, or retrain"):
+        PretrainedRouter.from_pretrained(folder)
