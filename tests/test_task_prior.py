@@ -114,3 +114,17 @@ def test_a_file_that_is_no_json_object_is_refused(tmp_path):
     (tmp_path / TASK_PRIOR_FILE).write_text("[1, 2]")
     with pytest.raises(DataError, match=f"{TASK_PRIOR_FILE}: expected a JSON object .* got list"):
         TaskPrior.load(tmp_path, 3, embedder=embedder)
+
+
+def test_the_blended_logits_keep_the_order_of_the_blended_chances_near_1():
+    """Source B's prior row is (0, 1, 1); router logits 14 and 16 give sigmoids 1 - 8.3e-7 and 1 - 1.1e-7, so at
+    w 0.5 the chances are 1 - 4.2e-7 and 1 - 5.6e-8: candidate 2 is the blend's choice (what choose_weight scored),
+    and the logits route there too (no clip at 1 - 1e-6 turning them into a tie that goes to candidate 1)."""
+    prior = TaskPrior(embedder=embedder).fit(RECORDS, 0.8)
+    prior.weight = 0.5
+    logits = np.array([[-5.0, 14.0, 16.0]])
+    chances = blend(np.array([[0.0, 1.0, 1.0]]), 1 / (1 + np.exp(-logits)), 0.5)
+    assert chances.argmax() == 2
+    blended = prior.blend_logits(["query near b"], logits)
+    assert blended.argmax() == 2 and blended[0, 2] > blended[0, 1]
+    assert blended[0, 1:] == pytest.approx(np.log(chances[0, 1:] / (1 - chances[0, 1:])), rel=1e-6)
