@@ -35,7 +35,9 @@ from utils.io import DataError, read_json, write_json
 
 TASK_PRIOR_FILE = "task_prior.json"
 BLEND_WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
-EPSILON = 1e-6  # the blended chance is kept in [EPSILON, 1 - EPSILON] before its logit
+# the blended chance is kept in [EPSILON, 1 - EPSILON] before its logit (|logit| <= 34.5); a clip at 1e-6 tied chances
+# above 1 - 1e-6 that choose_weight tells apart (a confident router where the prior is 1)
+EPSILON = 1e-15
 
 
 def bce_targets(records: Sequence[dict], threshold: float) -> np.ndarray:
