@@ -79,13 +79,16 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
                 precision: str) -> tuple[list[list[dict]], str | None]:
     """(parts, why not): per seed, per fold, the validation records and their prior and estimates, and the in-fold
     test queries' (``{"held", "val_prior", "val_estimates", "test": {benchmark: (prompt_ids, prior, estimates)}}``);
-    ``why not`` says why the row cannot be blended (None when it can): no parts without a benchmark hold-out, parts
+    ``why not`` says why the row cannot be blended (None when it can): no parts without a benchmark hold-out or for a
+    row trained with --task_prior_blend (blending again would apply the prior twice), parts
     (for the router alone) but no blend with another loss than BCE on min-max scores."""
     train_records = study.training_records()
     parts = []
     for seed in study.row_seeds(name):
         run_dir = study.run_dir(name, seed)
         run_args = read_json(run_dir / "run_args.json")
+        if run_args.get("task_prior_blend"):  # its folds route through task_prior.json (PretrainedRouter) already
+            return [], "trained with --task_prior_blend: its predictions and its folds' routing are blended already"
         fraction = float(run_args.get("cross_fit_eval_fraction") or 0)
         if fraction <= 0:
             return [], "no benchmark validation hold-out (--cross_fit_eval_fraction 0), so no weight can be chosen"
@@ -117,8 +120,6 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
         parts.append(folds)
     if run_args.get("loss_type") != "BCE" or run_args.get("score_normalization") != "min-max":
         return parts, "its prior would need the targets of another loss than BCE on min-max scores"
-    if run_args.get("task_prior_blend"):
-        return parts, "its predictions carry its own task prior already (trained with --task_prior_blend)"
     return parts, None
 
 

@@ -53,7 +53,7 @@ import runs
 from data import load_benchmark, load_train_set, resolve_train_set
 from data.cross_fit import cross_fit_predict, hold_out_by_source
 from model import RouterModelConfig, load_router_model
-from routers.task_prior import TaskPrior
+from routers.task_prior import TASK_PRIOR_FILE, TaskPrior
 from trainers import STAGES, RouterConfig, RouterTrainer
 from trainers.base import train_slice_bounds
 from trainers.callbacks import LogToFile
@@ -247,10 +247,14 @@ def save_eval_results(trainer: RouterTrainer) -> None:
 def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_records: list[dict],
                eval_records: list[dict], sample_seed: int | str | None = None) -> RouterTrainer:
     """Train (or, with --do_train False, load) the router of ``args.output_dir``; --max_train_samples draws its
-    subset with ``sample_seed`` (default --seed)."""
+    subset with ``sample_seed`` (default --seed). Training first removes a task_prior.json of an earlier run."""
     if not args.do_train:
         model, tokenizer = load_router_model(args.output_dir)
         return trainer_class(args, eval_dataset=eval_records, model=model, processing_class=tokenizer)
+    stale = Path(args.output_dir) / TASK_PRIOR_FILE
+    if args.should_save and stale.exists():  # an earlier run's prior, its weight chosen for an earlier router
+        logger.info("removing %s: an earlier run chose its weight for an earlier router", stale)
+        stale.unlink()
     train_records = subsample(train_records, args.max_train_samples, args.seed if sample_seed is None else sample_seed)
     logger.info("training on %d queries, validating on %d, in %s", len(train_records), len(eval_records),
                 args.output_dir)
@@ -274,8 +278,14 @@ def fit_task_prior(trainer: RouterTrainer, args: RouterConfig, pool: list[dict],
                    eval_records: list[dict]) -> TaskPrior | None:
     """With --task_prior_blend: the task prior fitted on the training ``pool``, its weight chosen on
     ``eval_records`` routed by the trained router, saved next to the router (with --do_train False: the saved one).
-    None without the flag."""
+    None without the flag; DataError with --do_train False and without the flag when the folder holds a prior (the
+    router would route here otherwise than where it is loaded). ``fit_router`` removes an earlier run's prior
+    before training."""
     if not args.task_prior_blend:
+        if not args.do_train and (Path(args.output_dir) / TASK_PRIOR_FILE).exists():
+            raise DataError(f"{Path(args.output_dir) / TASK_PRIOR_FILE}: this router routes with its task prior "
+                            f"(PretrainedRouter, serve.py and calibrate.py blend it in); pass --task_prior_blend True "
+                            f"to route with it here too, or delete the file to route with the router alone.")
         return None
     if not args.do_train:
         prior = TaskPrior.load(args.output_dir, len(args.candidate_llms))

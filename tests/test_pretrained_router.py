@@ -166,3 +166,40 @@ def test_prompts_are_cut_to_the_router_length_before_tokenisation(backbones, tmp
     np.testing.assert_array_equal(cut, router.route([long]))
     np.testing.assert_array_equal(cut, router.route(["sort the list of numbers then count the"]))  # 8 tokens
     assert seen[-2:] == [len(long), 39]
+
+
+def test_the_task_prior_reads_the_prompt_as_training_gave_it(backbones, tmp_path):
+    """sc with max_length 10 reads 8 tokens, so PretrainedRouter cuts each prompt to 8 x 32 = 256 characters for
+    the router. The prior's MiniLM embedding reads up to 256 tokens, and in training (train.route_records) it
+    embedded the whole prompt: routing must give it as much, or a long prompt is embedded (and assigned a source)
+    otherwise than in training."""
+    from model.embeddings import embed
+    from routers.task_prior import TaskPrior
+
+    folder = save_untrained_router(tmp_path / "sc", "sc", backbones["bert"], CANDIDATES, max_length=10)
+    records = [{"prompt": "sort a list", "source": "code", "scores": [1.0, 0.0]},
+               {"prompt": "write a poem about the sea", "source": "poems", "scores": [0.0, 1.0]}]
+    prior = TaskPrior().fit(records, 0.8)
+    prior.weight = 0.5
+    prior.save(folder)
+    router = PretrainedRouter.from_pretrained(folder, precision="fp32")
+    seen = []
+    router.task_prior.task_router.embedder = lambda texts: seen.extend(texts) or embed(texts, cache=False)
+    long = "sort a list of numbers " * 12 + "then write a poem about the sea and its waves " * 30  # ~1,650 chars
+    assert router.prompt_chars == 256 < len(long)
+    router.route([long])
+    np.testing.assert_allclose(embed(seen, cache=False), embed([long], cache=False), atol=1e-6)
+
+
+def test_a_task_prior_beside_a_router_of_another_score_kind_is_refused(backbones, tmp_path):
+    """The blend returns logit(p), read back with a sigmoid; a CE router's scores are read with a softmax
+    (routers.policy), which would turn the blended chances into something else."""
+    from routers.task_prior import TaskPrior
+
+    folder = save_untrained_router(tmp_path / "ce", "sc", backbones["bert"], CANDIDATES, max_length=10,
+                                   loss_type="CE")
+    records = [{"prompt": "sort a list", "source": "code", "scores": [1.0, 0.0]},
+               {"prompt": "write a poem", "source": "poems", "scores": [0.0, 1.0]}]
+    TaskPrior(embedder=lambda texts: np.eye(2)[[0 if "sort" in t else 1 for t in texts]]).fit(records, 0.8).save(folder)
+    with pytest.raises(DataError, match=r"task_prior.json: .* read as softmax .*delete the file, or retrain"):
+        PretrainedRouter.from_pretrained(folder)

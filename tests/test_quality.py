@@ -105,6 +105,25 @@ def test_task_prior_blend_chooses_each_folds_weight_on_its_own_hold_out():
     assert posthoc.task_prior_blend(study, [folds, wrong])[1] == [0.0, 0.0]
 
 
+
+def test_a_row_trained_with_the_blend_is_not_blended_again(tmp_path):
+    """Its test predictions are blended logits and PretrainedRouter blends its folds' validation routing through
+    their task_prior.json: blending those with the prior again would count the prior twice (and choose a weight for
+    that), so the row gets no blend parts and the reason."""
+    import posthoc
+
+    run_dir = tmp_path / "runs" / "classifier, task-prior blend" / "seed42"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run_args.json").write_text(json.dumps({"task_prior_blend": True, "cross_fit_eval_fraction": 0.1,
+                                                       "seed": 42, "bce_threshold": 0.8, "loss_type": "BCE",
+                                                       "score_normalization": "min-max"}))
+    study = type("Study", (), {"training_records": lambda self: [], "row_seeds": lambda self, name: [42],
+                               "run_dir": lambda self, name, seed: run_dir, "folds": 2,
+                               "test_sets": ["GSM8k"], "benchmarks": {"GSM8k": []}})()
+    parts, why = posthoc.blend_parts(study, "classifier, task-prior blend", {}, tmp_path / "cache", "fp32")
+    assert parts == [] and "--task_prior_blend" in why and "blended already" in why
+
+
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     root = tmp_path_factory.mktemp("bert")

@@ -72,3 +72,59 @@ def test_save_and_load(tmp_path):
     (tmp_path / TASK_PRIOR_FILE).write_text(json.dumps({**saved, "weight": 1.5}))
     with pytest.raises(DataError, match="field weight must be a number in \\[0, 1\\], got 1.5"):
         TaskPrior.load(tmp_path, 3)
+
+
+def test_logits_of_another_shape_than_the_prompts_and_the_table_are_refused():
+    """A router of 1 candidate against a prior of 3, or logits for 2 prompts with 1 prompt given, would broadcast
+    into a wrong [n, k] blend without a word: each is a ValueError naming both shapes."""
+    prior = TaskPrior(embedder=embedder).fit(RECORDS, 0.8)
+    prior.weight = 0.5
+    with pytest.raises(ValueError, match=r"logits \[2, 3\] .* 1 prompts and 3 candidates"):
+        prior.blend_logits(["a1"], np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"logits \[2, 1\] .* 2 prompts and 3 candidates"):
+        prior.blend_logits(["a1", "b1"], np.zeros((2, 1)))
+    with pytest.raises(ValueError, match=r"logits \[3, 3\] .* 1 prompts and 3 candidates"):
+        prior.choose_weight([{"prompt": "a1", "source": "A", "scores": [1.0, 0.0, 0.0]}], np.zeros((3, 3)))
+    prior.weight = 1.0  # the router alone is no excuse: the shapes are checked before the shortcut
+    with pytest.raises(ValueError, match=r"logits \[2, 1\]"):
+        prior.blend_logits(["a1", "b1"], np.zeros((2, 1)))
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"centroids": None}, "centroids"),
+    ({"centroids": [1.0, 2.0]}, "centroids"),
+    ({"table": [[1.0, 0.0], [0.0, 1.0, 1.0]]}, "table"),
+    ({"table": [[float("nan"), 1.0, 0.0], [0.0, 1.0, 1.0]]}, "table"),
+    ({"table": [[2.0, 1.0, 0.0], [0.0, 1.0, 1.0]]}, "table"),
+    ({"weight": True}, "weight"),
+    ({"weight": 1.5}, "weight"),
+    ({"sources": "AB"}, "sources"),
+])
+def test_a_malformed_file_is_refused_naming_the_file_the_field_and_the_fix(tmp_path, change, field):
+    prior = TaskPrior(embedder=embedder).fit(RECORDS, 0.8)
+    prior.save(tmp_path)
+    saved = json.loads((tmp_path / TASK_PRIOR_FILE).read_text())
+    (tmp_path / TASK_PRIOR_FILE).write_text(json.dumps({**saved, **change}))
+    with pytest.raises(DataError, match=f"{TASK_PRIOR_FILE}: field {field} .*retrain with --task_prior_blend True "
+                                        f"or delete the file"):
+        TaskPrior.load(tmp_path, 3, embedder=embedder)
+
+
+def test_a_file_that_is_no_json_object_is_refused(tmp_path):
+    (tmp_path / TASK_PRIOR_FILE).write_text("[1, 2]")
+    with pytest.raises(DataError, match=f"{TASK_PRIOR_FILE}: expected a JSON object .* got list"):
+        TaskPrior.load(tmp_path, 3, embedder=embedder)
+
+
+def test_the_blended_logits_keep_the_order_of_the_blended_chances_near_1():
+    """Source B's prior row is (0, 1, 1); router logits 14 and 16 give sigmoids 1 - 8.3e-7 and 1 - 1.1e-7, so at
+    w 0.5 the chances are 1 - 4.2e-7 and 1 - 5.6e-8: candidate 2 is the blend's choice (what choose_weight scored),
+    and the logits route there too (no clip at 1 - 1e-6 turning them into a tie that goes to candidate 1)."""
+    prior = TaskPrior(embedder=embedder).fit(RECORDS, 0.8)
+    prior.weight = 0.5
+    logits = np.array([[-5.0, 14.0, 16.0]])
+    chances = blend(np.array([[0.0, 1.0, 1.0]]), 1 / (1 + np.exp(-logits)), 0.5)
+    assert chances.argmax() == 2
+    blended = prior.blend_logits(["query near b"], logits)
+    assert blended.argmax() == 2 and blended[0, 2] > blended[0, 1]
+    assert blended[0, 1:] == pytest.approx(np.log(chances[0, 1:] / (1 - chances[0, 1:])), rel=1e-6)

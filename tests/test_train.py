@@ -111,22 +111,6 @@ def test_cross_fit_routes_each_fold_with_its_own_router(backbones, data_dir, tmp
         assert len(macro) == 2 and state["best_metric"] == max(macro)
 
 
-def test_macro_reward_weighs_each_validation_source_alike():
-    """Source a: 3 queries, the router picks the best (1.0) in all; source b: 1 query, it picks 0.0. Pooled reward
-    3/4; macro (1 + 0) / 2."""
-    from transformers import EvalPrediction
-    from trainers.base import routing_metrics
-    scores = np.array([[1.0, 0.0], [1.0, 0.5], [0.0, 1.0], [0.0, 1.0]])
-    logits = np.array([[2.0, 1.0], [2.0, 1.0], [1.0, 2.0], [1.0, 2.0]])
-    logits[3] = [2.0, 1.0]  # source b's query: the worse candidate
-    result = routing_metrics(EvalPrediction(predictions=logits, label_ids=scores), sources=["a", "a", "a", "b"])
-    assert result["reward"] == pytest.approx(0.75) and result["macro_reward"] == pytest.approx(0.5)
-    assert result["best_pick_rate"] == pytest.approx(0.75)
-    assert "macro_reward" not in routing_metrics(EvalPrediction(predictions=logits, label_ids=scores))
-    with pytest.raises(ValueError, match="4 validated queries"):
-        routing_metrics(EvalPrediction(predictions=logits, label_ids=scores), sources=["a", "b"])
-
-
 def recording_stage(monkeypatch, stage):
     """Replace ``stage``'s trainer by a subclass that records, per router folder, the prompts it is given to
     train on and to validate on: ``{folder name: (training prompts, validation prompts)}``."""
@@ -451,6 +435,25 @@ def test_task_prior_blend_is_saved_with_the_router_and_used_when_it_routes(backb
     (out / "test_predictions" / "GSM8k.json").unlink()
     run("sc", backbones["bert"], data_dir, out, "--do_train", "False", "--task_prior_blend", "True")
     assert np.allclose([row["router_scores"] for row in predictions(out)], [row["router_scores"] for row in rows])
+
+
+def test_a_task_prior_left_by_an_earlier_run_never_routes_another_router(backbones, data_dir, tmp_path, monkeypatch):
+    """The folder describes the router (PretrainedRouter routes with any task_prior.json in it): --do_train False
+    without the flag is refused rather than routing otherwise than the folder does, and training again without the
+    flag removes the earlier run's prior (its weight was chosen for the earlier router)."""
+    from routers.pretrained import PretrainedRouter
+
+    monkeypatch.setenv("LOOKAHEAD_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    run("sc", backbones["bert"], data_dir, out, "--task_prior_blend", "True")
+    assert (out / "task_prior.json").exists()
+    with pytest.raises(SystemExit, match=r"task_prior.json.*--task_prior_blend True.*or delete"):
+        run("sc", backbones["bert"], data_dir, out, "--do_train", "False")
+    run("sc", backbones["bert"], data_dir, out, "--seed", "1")  # a new router, trained without the blend
+    assert not (out / "task_prior.json").exists()
+    prompts = [f"how many {word} are {n}" for n, word in enumerate(WORDS[:8])]
+    routed = PretrainedRouter.from_pretrained(out, precision="fp32").route(prompts)
+    assert np.allclose(routed, [row["router_scores"] for row in predictions(out)], atol=1e-4)
 
 
 # ------------------------------------------------------------------ run configs, model card, TensorBoard, hub

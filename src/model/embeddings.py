@@ -25,6 +25,7 @@ from model.backbones import cache_dir as default_cache_root
 from model.backbones import resolve_backbone
 
 DEFAULT_EMBEDDING_MODEL = "packaged:all-minilm-l6-v2"
+DEFAULT_MAX_LENGTH = 256  # tokens of a text that `embed` reads
 PROGRESS_INTERVAL_S = 10.0
 logger = logging.getLogger("embeddings")
 
@@ -107,7 +108,7 @@ def _encode(texts: list[str], model_dir: str, batch_size: int, max_length: int) 
 
 
 def embed(texts: list[str], model_name_or_path: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64,
-          max_length: int = 256, cache_dir: str | os.PathLike | None = None, cache: bool = True) -> np.ndarray:
+          max_length: int = DEFAULT_MAX_LENGTH, cache_dir: str | os.PathLike | None = None, cache: bool = True) -> np.ndarray:
     """Return a float32 array [len(texts), hidden] of unit-norm embeddings, reading and filling the cache.
 
     ``model_name_or_path`` is anything ``model.backbones.resolve_backbone`` accepts. ``cache_dir`` overrides the

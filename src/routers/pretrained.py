@@ -31,7 +31,9 @@ of the linear layers was slower (1.5-1.6x) and agreed on only 97.7% / 87.5%. Pas
 float32's exact scores.
 
 A router trained with ``--task_prior_blend True`` has a ``task_prior.json`` beside its weights: ``route`` then
-blends its estimates with the task prior (``routers.task_prior``; one MiniLM embedding per prompt more).
+blends its estimates with the task prior (``routers.task_prior``; one MiniLM embedding per prompt more). The prior
+gets each prompt cut to ``PRIOR_PROMPT_CHARS`` (the 256 tokens its embedding reads, at ``MAX_CHARS_PER_TOKEN``), not
+to the router's shorter cut: in training it embedded the whole prompt.
 
 ``route`` follows the ``routers.Router`` interface (scores [n, k], higher = route there), so a trained router
 drops into ``eval_baseline``-style evaluation. ``decide`` adds the cost-aware choice
@@ -47,12 +49,15 @@ import numpy as np
 import torch
 
 from model import load_router_model
+from model.embeddings import DEFAULT_MAX_LENGTH
 from routers.base import Router
 from routers.policy import RoutingDecision, RoutingPolicy, estimate_tokens, load_policy, score_kind_of
-from routers.task_prior import TaskPrior
+from routers.task_prior import TASK_PRIOR_FILE, TaskPrior
+from utils.io import DataError
 
 DEFAULT_BATCH_SIZE = 32
 MAX_CHARS_PER_TOKEN = 32  # a prompt is cut to this many characters per token it may keep (5x the 6.7 measured)
+PRIOR_PROMPT_CHARS = DEFAULT_MAX_LENGTH * MAX_CHARS_PER_TOKEN  # what the task prior's embedding may read
 PRECISIONS = ("auto", "bf16", "fp32")
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -92,6 +97,10 @@ class PretrainedRouter(Router):
         self.score_kind = score_kind_of(self.folder)
         self.policy = load_policy(self.folder, self.candidates) or RoutingPolicy(self.candidates)
         self.task_prior = TaskPrior.load(self.folder, len(self.candidates)) if use_task_prior else None
+        if self.task_prior is not None and self.score_kind != "sigmoid":
+            raise DataError(f"{self.folder / TASK_PRIOR_FILE}: a task prior blends sigmoid chances, but this router's "
+                            f"scores are read as {self.score_kind} (its routing loss); delete the file, or retrain "
+                            f"with --loss_type BCE --task_prior_blend True.")
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
@@ -124,7 +133,7 @@ class PretrainedRouter(Router):
             logits.append(self.model(**batch).routing_logits.float().cpu().numpy())
         logits = np.concatenate(logits)
         if self.task_prior is not None:
-            return self.task_prior.blend_logits([record["prompt"] for record in records], logits)
+            return self.task_prior.blend_logits([prompt[:PRIOR_PROMPT_CHARS] for prompt in prompts], logits)
         return logits
 
     def decide(self, prompts: Sequence[str], responses: Sequence[Sequence[str]] | None = None,

@@ -35,7 +35,9 @@ from utils.io import DataError, read_json, write_json
 
 TASK_PRIOR_FILE = "task_prior.json"
 BLEND_WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
-EPSILON = 1e-6  # the blended chance is kept in [EPSILON, 1 - EPSILON] before its logit
+# the blended chance is kept in [EPSILON, 1 - EPSILON] before its logit (|logit| <= 34.5); a clip at 1e-6 tied chances
+# above 1 - 1e-6 that choose_weight tells apart (a confident router where the prior is 1)
+EPSILON = 1e-15
 
 
 def bce_targets(records: Sequence[dict], threshold: float) -> np.ndarray:
@@ -92,20 +94,36 @@ class TaskPrior:
     def choose_weight(self, records: Sequence[dict], logits: np.ndarray) -> float:
         """Set and return the weight (in ``BLEND_WEIGHTS``) with the highest ``macro_reward`` on scored validation
         ``records`` routed to ``logits`` [n, k] by the router; the smallest weight on ties (the prior is the
-        simpler model). The rewards per weight are kept in ``self.curve``."""
-        prior, estimates = self.prior([record["prompt"] for record in records]), quality_estimates(logits, "sigmoid")
+        simpler model). The rewards per weight are kept in ``self.curve``. ValueError when ``logits`` is not
+        [len(records), k] for the table's k candidates."""
+        prompts = [record["prompt"] for record in records]
+        prior, estimates = self.prior(prompts), quality_estimates(self._check_logits(prompts, logits), "sigmoid")
         self.curve = {weight: macro_reward(records, blend(prior, estimates, weight).argmax(axis=1))
                       for weight in BLEND_WEIGHTS}
         self.weight = max(BLEND_WEIGHTS, key=lambda weight: (self.curve[weight], -weight))
         return self.weight
 
     def blend_logits(self, prompts: Sequence[str], logits: np.ndarray) -> np.ndarray:
-        """[n, k] float32 ``logit((1 - w) * prior + w * sigmoid(logits))`` for the router's ``logits`` [n, k]."""
+        """[n, k] float32 ``logit((1 - w) * prior + w * sigmoid(logits))`` for the router's ``logits`` [n, k] (n =
+        len(prompts), k = the table's candidates; ValueError otherwise)."""
+        logits = self._check_logits(prompts, logits)
         if self.weight == 1.0:
             return np.asarray(logits, dtype=np.float32)
         estimates = quality_estimates(logits, "sigmoid")
         chance = np.clip(blend(self.prior(prompts), estimates, self.weight), EPSILON, 1.0 - EPSILON)
         return np.log(chance / (1.0 - chance)).astype(np.float32)
+
+    def _check_logits(self, prompts: Sequence[str], logits: np.ndarray) -> np.ndarray:
+        """``logits`` as an array, checked to be [len(prompts), k] (ValueError otherwise: numpy would broadcast a
+        router of another k, or logits of another batch, into a blend of the wrong queries or candidates)."""
+        if self.table is None:
+            raise RuntimeError("TaskPrior: call fit(records, threshold) or load(folder) first.")
+        logits = np.asarray(logits)
+        if logits.shape != (len(prompts), self.table.shape[1]):
+            raise ValueError(f"TaskPrior: logits {list(logits.shape)} do not match {len(prompts)} prompts and "
+                             f"{self.table.shape[1]} candidates (the router and the prior must route the same queries "
+                             f"among the same candidates).")
+        return logits
 
     def save(self, folder: str | Path) -> Path:
         """Write ``task_prior.json`` into ``folder`` (atomically); returns its path."""
@@ -119,26 +137,52 @@ class TaskPrior:
 
     @classmethod
     def load(cls, folder: str | Path, num_candidates: int, embedder: Embedder | None = None) -> "TaskPrior | None":
-        """The prior saved in ``folder``, or None when it has none; DataError naming the file and field when the
-        file does not describe ``num_candidates`` candidates."""
+        """The prior saved in ``folder``, or None when it has none; DataError naming the file, the field and the fix
+        when the file is not a prior for ``num_candidates`` candidates (``table`` [sources, k] of chances in [0, 1],
+        ``centroids`` [sources, d] finite, ``sources`` a list of names, ``weight`` a number in [0, 1])."""
         path = Path(folder) / TASK_PRIOR_FILE
         if not path.exists():
             return None
         saved = read_json(path)
+        fix = "retrain with --task_prior_blend True or delete the file"
+
+        def refuse(field: str, must: str, got) -> DataError:
+            return DataError(f"{path}: field {field} must be {must}, got {got}; {fix}.")
+
+        if not isinstance(saved, dict):
+            raise DataError(f"{path}: expected a JSON object (the task prior), got {type(saved).__name__}; {fix}.")
+        sources = saved.get("sources")
+        if not isinstance(sources, list) or not sources or not all(isinstance(name, str) for name in sources):
+            raise refuse("sources", "a non-empty list of source names", repr(sources))
+
+        def matrix(field: str) -> np.ndarray:
+            try:
+                values = np.asarray(saved.get(field), dtype=float)
+            except (TypeError, ValueError):  # ragged rows, strings, objects
+                raise refuse(field, "a list of equal-length lists of numbers", "another value") from None
+            if values.ndim != 2 or len(values) != len(sources) or not np.isfinite(values).all():
+                raise refuse(field, f"a finite [sources, ...] matrix with one row per source ({len(sources)})",
+                             f"shape {list(values.shape)}" + ("" if np.isfinite(values).all() else " with non-finite "
+                                                                                                  "values"))
+            return values
+
+        table, centroids = matrix("table"), matrix("centroids")
+        if table.shape != (len(sources), num_candidates) or not ((table >= 0) & (table <= 1)).all():
+            raise refuse("table", f"[sources, candidates] = [{len(sources)}, {num_candidates}] of chances in [0, 1]",
+                         f"{list(table.shape)} in [{table.min():g}, {table.max():g}]")
+        weight = saved.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+            raise refuse("weight", "a number in [0, 1]", repr(weight))
         embedding_model = saved.get("embedding_model", DEFAULT_EMBEDDING_MODEL)
+        if not isinstance(embedding_model, str):
+            raise refuse("embedding_model", "a model name or path", repr(embedding_model))
+        try:
+            curve = {float(key): float(value) for key, value in (saved.get("validation_macro_reward") or {}).items()}
+        except (AttributeError, TypeError, ValueError):
+            raise refuse("validation_macro_reward", "an object of weight: reward numbers", "another value") from None
         # routing time: each query is new, so it is embedded without the on-disk cache
         prior = cls(embedding_model, embedder or functools.partial(embed, model_name_or_path=embedding_model,
                                                                    cache=False))
-        table, centroids = np.asarray(saved.get("table"), dtype=float), np.asarray(saved.get("centroids"), dtype=float)
-        sources = list(saved.get("sources") or [])
-        if table.ndim != 2 or table.shape != (len(sources), num_candidates) or len(centroids) != len(sources):
-            raise DataError(f"{path}: field table must be [sources, candidates] = [{len(sources)}, {num_candidates}] "
-                            f"with one centroid per source (got table {list(table.shape)}, {len(centroids)} "
-                            f"centroids); retrain with --task_prior_blend True or delete the file.")
-        weight = saved.get("weight")
-        if not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
-            raise DataError(f"{path}: field weight must be a number in [0, 1], got {weight!r}.")
-        prior.task_router.sources, prior.task_router.centroids = sources, centroids
-        prior.table, prior.weight, prior.threshold = table, float(weight), saved.get("threshold")
-        prior.curve = {float(weight): reward for weight, reward in (saved.get("validation_macro_reward") or {}).items()}
+        prior.task_router.sources, prior.task_router.centroids = list(sources), centroids
+        prior.table, prior.weight, prior.threshold, prior.curve = table, float(weight), saved.get("threshold"), curve
         return prior
