@@ -177,7 +177,7 @@ def checkpoint_rows(study: quality.Study, name: str, output_dir: Path,
     return {f"{name}, kept checkpoint": runs["kept"], f"{name}, last checkpoint": runs["last"]}, note
 
 
-VARIANTS = ("checkpoints", "ensemble", "blend")
+VARIANTS = ("checkpoints", "ensemble", "blend", "holdout")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--routers", nargs="+", help="Names of the config's trained rows to measure (default: all).")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
                         help="Which variants to measure (default all): the kept and last checkpoints (routes every "
-                             "fold's test queries twice, the slow part), the seed ensemble, the task-prior blend.")
+                             "fold's test queries twice, the slow part), the seed ensemble, the task-prior blend; "
+                             "holdout adds no row, only the note of the router alone's validation reward on the "
+                             "benchmark hold-out (also part of blend).")
     args = parser.parse_args(argv)
     config = yaml.safe_load(Path(args.config).read_text())
     output_dir = Path(args.output_dir)
@@ -208,14 +210,19 @@ def main(argv: list[str] | None = None) -> None:
             notes.append(note)
         if "ensemble" in args.variants:
             rows[f"{name}, seed ensemble"] = [seed_ensemble(study, name)]
-        if "blend" in args.variants:
+        if "blend" in args.variants or "holdout" in args.variants:
             parts, why = blend_parts(study, name, task_kwargs, output_dir, args.precision)
             if parts:  # the router alone on the hold-out: the validation metric that matches the test's weighting
-                alone = [float(np.mean([macro_reward(folds[fold]["held"], folds[fold]["val_estimates"].argmax(
-                    axis=1)) for folds in parts])) for fold in range(study.folds)]
+                per_seed = [[macro_reward(fold["held"], fold["val_estimates"].argmax(axis=1)) for fold in folds]
+                            for folds in parts]
+                alone = np.mean(per_seed, axis=0)
                 notes.append(f"- {name}: the router alone, mean validation reward on the benchmark hold-out (each "
                              f"source alike, mean over the seeds) per fold: "
-                             + ", ".join(f"{reward:.4f}" for reward in alone) + f"; mean {np.mean(alone):.4f}.")
+                             + ", ".join(f"{reward:.4f}" for reward in alone) + f"; mean {np.mean(alone):.4f} (per "
+                             f"seed {', '.join(map(str, study.row_seeds(name)))}, per fold: "
+                             + "; ".join(", ".join(f"{reward:.4f}" for reward in seed) for seed in per_seed) + ").")
+            if "blend" not in args.variants:
+                continue
             if why:
                 notes.append(f"- {name}: no task-prior blend: {why}.")
             else:

@@ -221,6 +221,14 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     assert sorted(p.name for p in (tmp_path / "blend").rglob("fold_*.json")) == ["fold_0_validation_fp32.json"] * 2 + [
         "fold_1_validation_fp32.json"] * 2  # no fold routed again with its checkpoints
     assert only.splitlines()[4] == next(line for line in table.splitlines() if "task-prior blend" in line)
+    posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+                  str(tmp_path / "blend"), "--precision", "fp32", "--variants", "holdout"])  # the note alone
+    holdout = (tmp_path / "blend" / "posthoc.md").read_text()
+    assert not any(line.startswith("| lookahead") for line in holdout.splitlines())
+    note = holdout.split("the router alone, mean validation reward on the benchmark hold-out")[1].splitlines()[0]
+    per_fold = [float(r) for r in note.split(": ")[1].split("; mean")[0].split(", ")]
+    seed_folds = [[float(r) for r in seed.split(", ")] for seed in note.split("per fold: ")[-1].split(").")[0].split("; ")]
+    assert len(seed_folds) == 2 and np.allclose(np.mean(seed_folds, axis=0), per_fold, atol=1e-4)
     scores = [[row["router_scores"] for row in json.loads(
         (out / "runs" / "lookahead" / f"seed{seed}" / "test_predictions" / "GSM8k.json").read_text())] for seed in (0, 1)]
     ensemble = posthoc.seed_ensemble(quality.Study(config, out, 1), "lookahead")["GSM8k"]
