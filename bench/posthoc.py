@@ -123,6 +123,24 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
     return parts, None
 
 
+def nested_blend_gain(fold: dict) -> float:
+    """The task-prior blend's gain in validation reward over the router alone on one seed-fold's benchmark hold-out,
+    without choosing and scoring the weight on the same queries: the hold-out is split in two halves by source
+    (``hold_out_by_source(held, 0.5, 0)``); the weight chosen on one half (the highest ``macro_reward``, the
+    smallest on ties) is scored on the other; returns the mean over the two halves of (blend - router alone)."""
+    held = fold["held"]
+    second = {id(record) for record in hold_out_by_source(held, 0.5, 0)[1]}
+    halves = [np.array([id(record) not in second for record in held]), np.array([id(record) in second for record in held])]
+    gains = []
+    for choose, score in (halves, halves[::-1]):
+        def reward(mask, weight):
+            records = [record for record, keep in zip(held, mask) if keep]
+            return macro_reward(records, blend(fold["val_prior"][mask], fold["val_estimates"][mask], weight).argmax(1))
+        weight = max(BLEND_WEIGHTS, key=lambda w: (reward(choose, w), -w))
+        gains.append(reward(score, weight) - reward(score, 1.0))
+    return float(np.mean(gains))
+
+
 def task_prior_blend(study: quality.Study, parts: list[list[dict]],
                      weights: list[float] | None = None) -> tuple[list[dict[str, np.ndarray]], list[float],
                                                                  list[dict[float, float]]]:
@@ -221,6 +239,13 @@ def main(argv: list[str] | None = None) -> None:
                              + ", ".join(f"{reward:.4f}" for reward in alone) + f"; mean {np.mean(alone):.4f} (per "
                              f"seed {', '.join(map(str, study.row_seeds(name)))}, per fold: "
                              + "; ".join(", ".join(f"{reward:.4f}" for reward in seed) for seed in per_seed) + ").")
+            if parts and not why:  # is blending worth it? asked of the validation hold-out alone
+                gains = np.array([nested_blend_gain(fold) for folds in parts for fold in folds])
+                notes.append(f"- {name}: task-prior blend's gain over the router alone on the hold-out, nested (w "
+                             f"chosen on one half of it, scored on the other), per seed and fold: "
+                             + ", ".join(f"{gain:+.4f}" for gain in gains) + f"; mean {gains.mean():+.4f} (standard "
+                             f"error {gains.std(ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else float('nan'):.4f}"
+                             f"), positive on {int((gains > 0).sum())} of {len(gains)}.")
             if "blend" not in args.variants:
                 continue
             if why:

@@ -106,6 +106,29 @@ def test_task_prior_blend_chooses_each_folds_weight_on_its_own_hold_out():
 
 
 
+def test_nested_blend_gain_chooses_on_one_half_and_scores_the_other():
+    """Candidate 0 is always best. "prior right" queries: prior (1, 0), router (.1, .9); "router right": prior
+    (0, 1), router (.9, .1). All prior-right: w 0 wins every half, +1 over the router alone. All router-right: the
+    router alone is right already, 0. First half prior-right, second router-right: w 0 (chosen on the first)
+    scores 0 against the router's 1 on the second (-1); w 0.6 (the smallest that routes as the router, chosen on
+    the second) is wrong on the first like the router alone (0.4 x 1 + 0.6 x .1 < 0.6 x .9): 0; mean -0.5."""
+    import posthoc
+    from data.cross_fit import hold_out_by_source
+
+    def fold(kinds):
+        prior = {"prior": [1.0, 0.0], "router": [0.0, 1.0]}
+        router = {"prior": [0.1, 0.9], "router": [0.9, 0.1]}
+        return {"held": held, "val_prior": np.array([prior[k] for k in kinds]),
+                "val_estimates": np.array([router[k] for k in kinds])}
+
+    held = [{"source": "A", "scores": [1.0, 0.0], "prompt_id": str(i)} for i in range(4)]
+    assert posthoc.nested_blend_gain(fold(["prior"] * 4)) == pytest.approx(1.0)
+    assert posthoc.nested_blend_gain(fold(["router"] * 4)) == pytest.approx(0.0)
+    second = {id(record) for record in hold_out_by_source(held, 0.5, 0)[1]}
+    assert len(second) == 2
+    assert posthoc.nested_blend_gain(fold(["router" if id(r) in second else "prior" for r in held])) == pytest.approx(-0.5)
+
+
 def test_a_row_trained_with_the_blend_is_not_blended_again(tmp_path):
     """Its test predictions are blended logits and PretrainedRouter blends its folds' validation routing through
     their task_prior.json: blending those with the prior again would count the prior twice (and choose a weight for
