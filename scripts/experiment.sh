@@ -4,7 +4,7 @@
 # Variables every script has (each also read from the environment):
 #   MODEL_PATH DATA_DIR TRAIN_SETS TEST_SETS CANDIDATE_LLMS LOSS_TYPE BATCH_SIZE ACCUMULATION_STEPS LEARNING_RATE
 #   EPOCHS (the paper's names), MAX_LENGTH, EVAL_STEPS, CROSS_FIT_FOLDS, CROSS_FIT_EVAL_FRACTION, SOURCE_WEIGHTING,
-#   SEED, MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES,
+#   TASK_PRIOR_BLEND (True | False | auto: True with LOSS_TYPE BCE, the loss the prior needs), SEED, MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES,
 #   MAX_STEPS, ADDITIONAL_ARGS (more train.py flags), CPU_BF16 (auto | 1 | 0), and the launch: NUM_GPUS (processes per machine), NNODES,
 #   NODE_RANK, MASTER_ADDR, MASTER_PORT (several machines: run the script on each with its NODE_RANK),
 #   LAUNCHER (torchrun | accelerate), DRY_RUN=1 (print the launch line and exit), OUTPUT_DIR.
@@ -16,6 +16,8 @@ MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
 MASTER_PORT="${MASTER_PORT:-29500}"
 LAUNCHER="${LAUNCHER:-torchrun}"
 DRY_RUN="${DRY_RUN:-0}"
+TASK_PRIOR_BLEND="${TASK_PRIOR_BLEND:-False}"
+[ "$TASK_PRIOR_BLEND" = auto ] && TASK_PRIOR_BLEND=$([ "$LOSS_TYPE" = BCE ] && echo True || echo False)
 CPU_BF16="${CPU_BF16:-auto}"   # 1: --bf16 True --use_cpu True; auto: so when there is no GPU and the CPU has native bf16
 
 
@@ -26,6 +28,7 @@ experiment_output_dir() {
     length="ep${EPOCHS}"; [ -n "$MAX_STEPS" ] && length="steps${MAX_STEPS}"
     hyperparameters="lr${LEARNING_RATE}_${length}_bs$((BATCH_SIZE * NUM_GPUS * NNODES * ACCUMULATION_STEPS))${extra}"
     [ "$SOURCE_WEIGHTING" != none ] && hyperparameters+="_sw${SOURCE_WEIGHTING}"
+    [ "$TASK_PRIOR_BLEND" = True ] && hyperparameters+="_tp"
     [ -n "$MAX_TRAIN_SAMPLES" ] && hyperparameters+="_n${MAX_TRAIN_SAMPLES}"
     hyperparameters+="_s${SEED}"
     train=$(for name in ${TRAIN_SETS//,/ }; do name="${name%/}"; basename "${name%/*}"; done | paste -sd+)
@@ -66,6 +69,7 @@ launch_training() {
         --cross_fit_folds "$CROSS_FIT_FOLDS"
         $( [ "$CROSS_FIT_FOLDS" -gt 0 ] && echo --cross_fit_eval_fraction "$CROSS_FIT_EVAL_FRACTION" )
         --source_weighting "$SOURCE_WEIGHTING"
+        --task_prior_blend "$TASK_PRIOR_BLEND"
         --seed "$SEED"
         --disable_tqdm True
         "$@"

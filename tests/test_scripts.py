@@ -34,7 +34,8 @@ MLM = {"MASK_TYPE": "random", "MASK_LENGTH": "24", "MASK_WARMUP_RATIO": "0.4"}
 
 def run_script(script: str, env: dict, *args: str, path_prefix: str | None = None) -> subprocess.CompletedProcess:
     environment = {key: value for key, value in os.environ.items() if key not in PAPER and key not in MLM
-                   and key not in ("SOURCE_WEIGHTING", "CROSS_FIT_EVAL_FRACTION", "CROSS_FIT_FOLDS")}
+                   and key not in ("SOURCE_WEIGHTING", "CROSS_FIT_EVAL_FRACTION", "CROSS_FIT_FOLDS",
+                                  "TASK_PRIOR_BLEND")}
     environment.update(env)
     if path_prefix:
         environment["PATH"] = f"{path_prefix}:{environment['PATH']}"
@@ -89,6 +90,12 @@ def test_protocol_variables_reach_train_py(script):
     _, args = train.parse_args(launch_line(script, {"CROSS_FIT_FOLDS": "0", "SOURCE_WEIGHTING": "none"})[2:])
     assert args.cross_fit_eval_fraction == 0.0  # the hold-out needs cross-fitting: not passed without it
     assert "_sw" not in Path(args.output_dir).name
+    # the task prior: auto is on with BCE (the loss it needs) and off with another, so LOSS_TYPE=KL still runs
+    for loss, expected in (("BCE", True), ("KL", False)):
+        _, args = train.parse_args(launch_line(script, {"TASK_PRIOR_BLEND": "auto", "LOSS_TYPE": loss})[2:])
+        assert args.task_prior_blend is expected and Path(args.output_dir).name.endswith("_tp_s42") is expected
+    _, args = train.parse_args(launch_line(script, {"TASK_PRIOR_BLEND": "False"})[2:])
+    assert args.task_prior_blend is False and "_tp" not in Path(args.output_dir).name
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
