@@ -80,3 +80,10 @@ class SourceMinMax:
 def scale_scores_by_source(records: Sequence[dict]) -> np.ndarray:
     """Scores [n, k] of ``records`` min-max scaled per source over these records (``SourceMinMax``)."""
     return SourceMinMax.fit(records).transform(records)
+
+
+def mean_over_sources(values: np.ndarray, sources: Sequence[str]) -> float:
+    """The macro mean: ``values`` [n] averaged within each source (``sources`` [n], one per value), then over the
+    sources, so that each source weighs alike (as each benchmark does in mean gap_closed)."""
+    values, sources = np.asarray(values, dtype=float), np.asarray(sources)
+    return float(np.mean([values[sources == source].mean() for source in np.unique(sources)]))

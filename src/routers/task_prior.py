@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from data.scaling import scale_scores_by_source
+from data.scaling import mean_over_sources, scale_scores_by_source
 from model.embeddings import DEFAULT_EMBEDDING_MODEL, embed
 from model.losses import bce_labels, normalize_per_query
 from routers.embedding import Embedder, TaskRouter
@@ -54,8 +54,7 @@ def macro_reward(records: Sequence[dict], choices: np.ndarray) -> float:
     """Mean over the records' sources of the mean per-source min-max scaled score of the chosen candidates
     (``choices`` [n] candidate indices)."""
     scaled = scale_scores_by_source(records)[np.arange(len(records)), np.asarray(choices)]
-    sources = np.array([record["source"] for record in records])
-    return float(np.mean([scaled[sources == source].mean() for source in sorted(set(sources.tolist()))]))
+    return mean_over_sources(scaled, [record["source"] for record in records])
 
 
 def blend(prior: np.ndarray, estimates: np.ndarray, weight: float) -> np.ndarray:

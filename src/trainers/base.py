@@ -31,7 +31,7 @@ from transformers.trainer_utils import enable_full_determinism, set_seed
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from data import BENCHMARKS, PAPER_CANDIDATES
-from data.scaling import SourceMinMax
+from data.scaling import SourceMinMax, mean_over_sources
 from model import RouterModel, RouterModelConfig
 from model.backbones import resolve_backbone
 from trainers.callbacks import ProgressLog
@@ -264,8 +264,7 @@ def routing_metrics(prediction: EvalPrediction, sources: list[str] | None = None
         if len(sources) != len(chosen):
             raise ValueError(f"{len(sources)} validation sources for {len(chosen)} validated queries: evaluate the "
                              f"Trainer's own eval_dataset (its sources are read when the Trainer is built).")
-        sources = np.asarray(sources)
-        metrics["macro_reward"] = float(np.mean([chosen[sources == source].mean() for source in np.unique(sources)]))
+        metrics["macro_reward"] = mean_over_sources(chosen, sources)
     return metrics
 
 
