@@ -245,9 +245,10 @@ def save_eval_results(trainer: RouterTrainer) -> None:
 
 
 def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_records: list[dict],
-               eval_records: list[dict], sample_seed: int | str | None = None) -> RouterTrainer:
-    """Train (or, with --do_train False, load) the router of ``args.output_dir``; --max_train_samples draws its
-    subset with ``sample_seed`` (default --seed). Training first removes a task_prior.json of an earlier run."""
+               eval_records: list[dict]) -> RouterTrainer:
+    """Train (or, with --do_train False, load) the router of ``args.output_dir`` on ``train_records`` (the callers
+    draw --max_train_samples' subset, so that the task prior fits the same queries). Training first removes a
+    task_prior.json of an earlier run."""
     if not args.do_train:
         model, tokenizer = load_router_model(args.output_dir)
         return trainer_class(args, eval_dataset=eval_records, model=model, processing_class=tokenizer)
@@ -255,7 +256,6 @@ def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_rec
     if args.should_save and stale.exists():  # an earlier run's prior, its weight chosen for an earlier router
         logger.info("removing %s: an earlier run chose its weight for an earlier router", stale)
         stale.unlink()
-    train_records = subsample(train_records, args.max_train_samples, args.seed if sample_seed is None else sample_seed)
     logger.info("training on %d queries, validating on %d, in %s", len(train_records), len(eval_records),
                 args.output_dir)
     trainer = trainer_class(args, train_dataset=train_records, eval_dataset=eval_records,
@@ -310,6 +310,7 @@ def route_records(trainer: RouterTrainer, prior: TaskPrior | None, records: list
 
 def run_single(trainer_class: type[RouterTrainer], args: RouterConfig) -> None:
     train_records, eval_records, benchmarks = load_inputs(args)
+    train_records = subsample(train_records, args.max_train_samples, args.seed)
     trainer = fit_router(trainer_class, args, train_records, eval_records)
     prior = fit_task_prior(trainer, args, train_records, eval_records)
     if not args.do_predict:
@@ -355,7 +356,8 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
                     folds, len(pool), len(pool) - len(train_records), len(fold_eval))
         if fold > 0:  # a second Trainer in one process: let it build its own Accelerator (DeepSpeed refuses otherwise)
             AcceleratorState._reset_state(reset_partial_state=False)
-        trainer = fit_router(trainer_class, fold_args, pool, fold_eval, sample_seed=f"{args.seed}:fold{fold}")
+        pool = subsample(pool, args.max_train_samples, f"{args.seed}:fold{fold}")  # (c): each fold its own draw
+        trainer = fit_router(trainer_class, fold_args, pool, fold_eval)
         prior = fit_task_prior(trainer, fold_args, pool, fold_eval)
         if not args.do_predict:
             return None

@@ -204,6 +204,28 @@ def test_cross_fit_max_train_samples_draws_each_fold_from_its_own_pool(backbones
     assert kept[0] != kept[1]
 
 
+def test_the_task_prior_fits_the_queries_the_router_trains_on(backbones, data_dir, tmp_path, monkeypatch):
+    """--max_train_samples with --task_prior_blend: the prior is fitted on the router's own draw of the pool, not on
+    the whole pool (alone and in every cross-fitted fold)."""
+    from routers.task_prior import TaskPrior
+
+    monkeypatch.setenv("LOOKAHEAD_CACHE", str(tmp_path / "cache"))
+    seen, fitted = recording_stage(monkeypatch, "sc"), {}
+    original_fit = TaskPrior.fit
+
+    def recording_fit(self, records, threshold):
+        fitted[len(fitted)] = [r["prompt"] for r in records]
+        return original_fit(self, records, threshold)
+
+    monkeypatch.setattr(TaskPrior, "fit", recording_fit)
+    run("sc", backbones["bert"], data_dir, tmp_path / "single", "--max_train_samples", "7", "--task_prior_blend", "True",
+        "--do_predict", "False")
+    assert len(seen["single"][0]) == 7 and fitted[0] == seen["single"][0]
+    run("sc", backbones["bert"], data_dir, tmp_path / "folds", "--cross_fit_folds", "2", "--max_train_samples", "9",
+        "--task_prior_blend", "True", "--do_predict", "False")
+    assert [fitted[1], fitted[2]] == [seen["fold_0"][0], seen["fold_1"][0]] and len(fitted[1]) == 9
+
+
 def test_subsample_keeps_a_seeded_subset_in_input_order():
     records = [{"prompt_id": str(i)} for i in range(30)]
     assert train.subsample(records, None, 0) is records and train.subsample(records, 30, 0) is records
@@ -564,7 +586,7 @@ def _fake_records(prefix, n, source):
 def fake_cross_fit(tmp_path, monkeypatch):
     """``run(*flags)`` runs ``train.run_cross_fit`` for ``sc`` with 2 candidates on fake inputs (6 training and 2
     validation records; benchmarks A with 10 records and Empty with none) and records every call it makes:
-    ``calls["fit"]`` (fold, pool prompt ids, validation prompt ids, sample_seed), ``calls["route"]`` (description,
+    ``calls["fit"]`` (fold, pool prompt ids, validation prompt ids), ``calls["route"]`` (description,
     number of records), ``calls["reset"]`` (AcceleratorState._reset_state keyword arguments), ``calls["results"]``
     (write_results' arguments). The fake router scores record i of a benchmark [i % 2, 1 - i % 2]."""
     train_records, eval_records = _fake_records("t", 6, "Train"), _fake_records("v", 2, "Train")
@@ -579,9 +601,9 @@ def fake_cross_fit(tmp_path, monkeypatch):
         def is_world_process_zero(self):
             return True
 
-    def fake_fit(trainer_class, fold_args, pool, fold_eval, sample_seed):
+    def fake_fit(trainer_class, fold_args, pool, fold_eval):
         fold = int(Path(fold_args.output_dir).name.split("_")[1])
-        calls["fit"].append((fold, [r["prompt_id"] for r in pool], [r["prompt_id"] for r in fold_eval], sample_seed))
+        calls["fit"].append((fold, [r["prompt_id"] for r in pool], [r["prompt_id"] for r in fold_eval]))
         RouterModelConfig(stage="sc", backbone_name_or_path="tiny", candidate_llms=CANDIDATES, loss_type="BCE",
                           score_normalization="min-max", max_seq_length=16).save_pretrained(fold_args.output_dir)
         return FakeTrainer()
@@ -618,12 +640,11 @@ def test_run_cross_fit_trains_each_fold_on_its_pool_and_routes_its_own_records(f
     fake_cross_fit("3", "--cross_fit_eval_fraction", "0.5")
     calls, records = fake_cross_fit.calls, fake_cross_fit.benchmarks["A"]
     assert [fit[0] for fit in calls["fit"]] == [0, 1, 2]
-    for fold, pool, validation, sample_seed in calls["fit"]:
+    for fold, pool, validation in calls["fit"]:
         others = [r for r in records if fold_of(r["prompt"], 3) != fold]
         kept, held = hold_out_by_source(others, 0.5, 7)  # seeded by --seed 7
         assert pool == [f"t{i}" for i in range(6)] + [r["prompt_id"] for r in kept]
         assert validation == ["v0", "v1"] + [r["prompt_id"] for r in held]
-        assert sample_seed == f"7:fold{fold}"
         message = (f"fold {fold + 1}/3: {len(pool)} training queries ({len(kept)} from the benchmarks), "
                    f"{len(validation)} validation queries")
         assert message in [r.getMessage() for r in caplog.records]
