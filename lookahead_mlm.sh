@@ -26,7 +26,7 @@ BATCH_SIZE="${BATCH_SIZE:-16}"                 # CPU budget. Paper: 32
 ACCUMULATION_STEPS="${ACCUMULATION_STEPS:-1}"  # CPU budget. Paper: 2
 LEARNING_RATE="${LEARNING_RATE:-5e-5}"         # CPU budget (fewer steps). Paper: 1e-5 (cosine)
 EPOCHS="${EPOCHS:-1}"                          # CPU budget. Paper: 4
-MASK_TYPE="${MASK_TYPE:-right}"                # right | random
+MASK_TYPE="${MASK_TYPE:-right}"                # right | random | left (which slots of a block are masked first)
 MASK_LENGTH="${MASK_LENGTH:-8}"                # slots per candidate block. CPU budget: 8 beat 16 on the benchmark validation hold-out in every seed-fold (README, quality study). Paper: 64
 MASK_WARMUP_RATIO="${MASK_WARMUP_RATIO:-0.2}"  # the mask rate reaches 1 after this share of the steps
 MAX_LENGTH="${MAX_LENGTH:-175}"                # CPU budget: prompts <= 128 tokens (+ 2 + 5 x 9). Paper: 2048
