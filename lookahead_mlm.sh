@@ -29,6 +29,7 @@ EPOCHS="${EPOCHS:-1}"                          # CPU budget. Paper: 4
 MASK_TYPE="${MASK_TYPE:-right}"                # right | random | left (which slots of a block are masked first)
 MASK_LENGTH="${MASK_LENGTH:-8}"                # slots per candidate block. CPU budget: 8 beat 16 on the benchmark validation hold-out in every seed-fold (README, quality study). Paper: 64
 MASK_WARMUP_RATIO="${MASK_WARMUP_RATIO:-0.2}"  # the mask rate reaches 1 after this share of the steps
+ROUTING_HEAD="${ROUTING_HEAD:-linear}"         # linear (dropout -> linear) | prediction (dense -> activation -> layer norm -> dropout -> linear, the paper's); ours: linear was better on the benchmark validation hold-out in every seed-fold (README, quality study)
 MAX_LENGTH="${MAX_LENGTH:-175}"                # CPU budget: prompts <= 128 tokens (+ 2 + 5 x 9). Paper: 2048
 EVAL_STEPS="${EVAL_STEPS:-0.2}"                # CPU budget: 5 evaluations/checkpoints per run. Paper: 100
 CROSS_FIT_FOLDS="${CROSS_FIT_FOLDS:-2}"        # ours: 0 routes the benchmarks with a router trained on TRAIN_SETS only
@@ -49,13 +50,14 @@ ADDITIONAL_ARGS="${ADDITIONAL_ARGS:-}"
 # ----------------------------------------------------------------------------------------------------------
 
 source scripts/experiment.sh
-OUTPUT_DIR="${OUTPUT_DIR:-$(experiment_output_dir mask_concat "_ml${MASK_LENGTH}_${MASK_TYPE}_${LOSS_TYPE}")}"
+OUTPUT_DIR="${OUTPUT_DIR:-$(experiment_output_dir mask_concat "_ml${MASK_LENGTH}_${MASK_TYPE}_${LOSS_TYPE}_${ROUTING_HEAD}")}"
 
 ARGS=(
     mask_concat
     --mask_type "$MASK_TYPE"
     --mask_length "$MASK_LENGTH"
     --mask_warmup_ratio "$MASK_WARMUP_RATIO"
+    --routing_head "$ROUTING_HEAD"
 )
 
 # shellcheck disable=SC2086  # ADDITIONAL_ARGS is a string of flags, split on spaces
