@@ -228,6 +228,38 @@ def resume_point(args: RouterConfig, output_dir: str) -> str | None:
     return last
 
 
+# the RouterModelConfig fields a run's flags set (train.py flag when it has another name): a checkpoint built with
+# other values is another router, whose training a resumed run must not continue
+RESUME_FIELDS = {"stage": "stage", "candidate_llms": "--candidate_llms", "loss_type": "--loss_type",
+                 "score_normalization": "--score_normalization", "max_seq_length": "--max_length",
+                 "max_prompt_length": "--max_prompt_length", "mask_length": "--mask_length",
+                 "response_truncation_side": "--response_truncation_side", "routing_head": "--routing_head",
+                 "model_id_type": "--model_id_type", "pooling": "--pooling"}
+
+
+def check_resume_config(checkpoint: str, config: RouterModelConfig) -> None:
+    """DataError when the router saved in ``checkpoint`` (its ``config.json``) differs from the one this run builds
+    (``config``) in a field of ``RESUME_FIELDS``, e.g. a run folder of the prediction head resumed with
+    ``--routing_head linear``: the Trainer would load the weights that fit, warn about the rest, and either fail on
+    the optimizer state or silently go on training a router of mixed settings. Fields the checkpoint leaves unset
+    (written before the field existed) are not compared; a checkpoint without config.json is not checked."""
+    if not (Path(checkpoint) / "config.json").exists():
+        return
+    saved = RouterModelConfig.from_pretrained(checkpoint)
+    differing = [(name, getattr(saved, name), getattr(config, name)) for name in RESUME_FIELDS
+                 if getattr(saved, name) is not None and getattr(saved, name) != getattr(config, name)]
+    if not differing:
+        return
+
+    def shown(value):
+        return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    fields = ", ".join(f"{name} {shown(old)} (this run: {shown(new)})" for name, old, new in differing)
+    flags = " ".join(f"{RESUME_FIELDS[name]} {shown(old)}" for name, old, _ in differing)
+    raise DataError(f"{Path(checkpoint) / 'config.json'}: the checkpoint's router differs from this run's: {fields}. "
+                    f"Resume it with its own settings ({flags}), or train in another --output_dir.")
+
+
 def save_eval_results(trainer: RouterTrainer) -> None:
     """``eval_results.json``: the validation metrics of the kept model (the best checkpoint's evaluation in the
     log history when one was kept, else a fresh evaluation), as ``Trainer.save_metrics("eval", ...)`` writes."""
@@ -248,7 +280,8 @@ def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_rec
                eval_records: list[dict]) -> RouterTrainer:
     """Train (or, with --do_train False, load) the router of ``args.output_dir`` on ``train_records`` (the callers
     draw --max_train_samples' subset, so that the task prior fits the same queries). Training first removes a
-    task_prior.json of an earlier run."""
+    task_prior.json of an earlier run. DataError when the checkpoint it resumes from holds another router
+    (``check_resume_config``)."""
     if not args.do_train:
         model, tokenizer = load_router_model(args.output_dir)
         return trainer_class(args, eval_dataset=eval_records, model=model, processing_class=tokenizer)
@@ -260,7 +293,10 @@ def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_rec
                 args.output_dir)
     trainer = trainer_class(args, train_dataset=train_records, eval_dataset=eval_records,
                             callbacks=[LogToFile()])
-    result = trainer.train(resume_from_checkpoint=resume_point(args, args.output_dir))
+    checkpoint = resume_point(args, args.output_dir)
+    if checkpoint:
+        check_resume_config(checkpoint, trainer.model.config)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(args.output_dir)
     if eval_records and args.eval_strategy != "no":
         save_eval_results(trainer)

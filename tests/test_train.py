@@ -312,6 +312,30 @@ def test_resume_skips_a_checkpoint_killed_while_being_written(backbones, data_di
     assert state["global_step"] == 4 and train.is_complete_checkpoint(interrupted / "checkpoint-4")
 
 
+@pytest.mark.parametrize("changed, differs, fix", [
+    # lookahead_mlm.sh's old default head resumed under its new one (a folder named by OUTPUT_DIR): the Trainer
+    # loaded what fitted and failed on the optimizer state ("parameter group that doesn't match")
+    (["--routing_head", "linear"], "routing_head prediction (this run: linear)", "--routing_head prediction"),
+    # the same parameter shapes: the Trainer resumed silently, a router trained half on 3 slots and half on 4
+    (["--mask_length", "4"], "mask_length 3 (this run: 4)", "--mask_length 3"),
+])
+def test_resume_refuses_a_checkpoint_of_another_router(backbones, data_dir, tmp_path, whole_run, changed, differs,
+                                                       fix):
+    """whole_run's checkpoint-2 (the prediction head, 3 slots) resumed with another head or mask length: a clear
+    error naming the checkpoint, the field and the fix, before any training step."""
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(whole_run / "checkpoint-2", interrupted / "checkpoint-2")
+    flags = {"--max_steps": "4", "--save_steps": "2", "--eval_steps": "2", "--mask_length": "3",
+             "--save_total_limit": "3", changed[0]: changed[1]}
+    with pytest.raises(SystemExit) as error:
+        run("mask_concat", backbones["bert"], data_dir, interrupted, *[x for flag in flags.items() for x in flag],
+            "--resume_from_checkpoint", "last-checkpoint")
+    assert str(error.value) == (
+        f"error: {interrupted / 'checkpoint-2' / 'config.json'}: the checkpoint's router differs from this run's: "
+        f"{differs}. Resume it with its own settings ({fix}), or train in another --output_dir.")
+    assert not (interrupted / "trainer_state.json").exists() and not list(interrupted.glob("checkpoint-[!2]*"))
+
+
 def test_a_checkpoint_missing_its_optimizer_is_incomplete(whole_run, tmp_path):
     """A kill while the Trainer deletes an old checkpoint (rotation) can leave its trainer_state.json behind."""
     folder = tmp_path / "checkpoint-2"
@@ -668,6 +692,22 @@ def test_run_cross_fit_trains_each_fold_on_its_pool_and_routes_its_own_records(f
         card = (fake_cross_fit.out / f"fold_{fold}" / "README.md").read_text()
         assert f"# fold_{fold}: a `sc` router over 2 candidates" in card
         assert "| cross-fitting | 3 folds: this router also trained on the other folds of" in card
+
+
+def test_run_cross_fit_draws_max_train_samples_seeded_per_fold(fake_cross_fit):
+    """--max_train_samples 5 with --seed 7: fold f trains on the 5 records of its pool at the positions
+    random.Random("7:fold<f>") samples (README: each fold seeded ``<seed>:fold<f>``), in pool order, so that a
+    resumed or a --cross_fit_only_fold run draws what the first one drew, and the folds do not share one draw."""
+    import random
+
+    fake_cross_fit("2", "--max_train_samples", "5")
+    records = fake_cross_fit.benchmarks["A"]
+    assert [fit[0] for fit in fake_cross_fit.calls["fit"]] == [0, 1]
+    for fold, trained, _ in fake_cross_fit.calls["fit"]:
+        pool = [f"t{i}" for i in range(6)] + [r["prompt_id"] for r in records if fold_of(r["prompt"], 2) != fold]
+        drawn = {seed: [pool[i] for i in sorted(random.Random(seed).sample(range(len(pool)), 5))]
+                 for seed in (f"7:fold{fold}", 7)}
+        assert trained == drawn[f"7:fold{fold}"] and drawn[7] != trained  # (the plain --seed draws other records)
 
 
 def test_run_cross_fit_reuses_predictions_only_when_resuming(fake_cross_fit, caplog):
