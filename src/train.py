@@ -312,8 +312,9 @@ def fit_router(trainer_class: type[RouterTrainer], args: RouterConfig, train_rec
 
 def fit_task_prior(trainer: RouterTrainer, args: RouterConfig, pool: list[dict],
                    eval_records: list[dict]) -> TaskPrior | None:
-    """With --task_prior_blend: the task prior fitted on the training ``pool``, its weight chosen on
-    ``eval_records`` routed by the trained router, saved next to the router (with --do_train False: the saved one).
+    """With --task_prior_blend: the task prior fitted on ``pool`` (the queries the router trained on), its weight
+    chosen on ``eval_records`` routed by the trained router, saved next to the router (with --do_train False: the
+    saved one).
     None without the flag; DataError with --do_train False and without the flag when the folder holds a prior (the
     router would route here otherwise than where it is loaded). ``fit_router`` removes an earlier run's prior
     before training."""

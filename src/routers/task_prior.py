@@ -15,9 +15,10 @@ than without (3 seeds, 2 folds, paired bootstrap 95% interval); applied post hoc
 each level with the task-aware baseline or slightly above it (+0.001 to +0.042, every interval holding 0). The validation hold-out alone cannot tell the blend from the router alone (its
 nested gain is within one standard error of 0), so the scripts leave it off.
 
-``src/train.py --task_prior_blend True`` fits the prior on the training pool, chooses w on the validation set and
-saves ``task_prior.json`` next to the router; ``routers.pretrained.PretrainedRouter`` then routes with the blend
-(``route`` returns ``logit(p)``, so a sigmoid of its scores is the blended estimate).
+``src/train.py --task_prior_blend True`` fits the prior on the router's training queries (``--max_train_samples``'
+draw when given), chooses w on the validation set and saves ``task_prior.json`` next to the router;
+``routers.pretrained.PretrainedRouter`` then routes with the blend (``route`` returns ``logit(p)``, so a sigmoid of
+its scores is the blended estimate).
 """
 from __future__ import annotations
 

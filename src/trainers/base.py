@@ -79,7 +79,8 @@ class RouterConfig(TrainingArguments):
         "help": "Fraction (start,end) of each training set's train split to use, in file order; applied before "
                 "--max_train_samples."})
     max_train_samples: int | None = field(default=None, metadata={
-        "help": "Use a random subset of this many training queries (seeded by --seed)."})
+        "help": "Use a random subset of this many training queries (seeded by --seed; with --cross_fit_folds each "
+                "fold draws from its own pool, seeded '<seed>:fold<f>'). The task prior is fitted on the same subset."})
     max_eval_samples: int | None = field(default=None, metadata={
         "help": "Use a random subset of this many validation queries (seeded by --seed)."})
     max_length: int = field(default=2048, metadata={
