@@ -86,7 +86,7 @@ train() {  # stage, seconds, flags...
 train causal 70 --backbone_name_or_path /tmp/bb/smollm2 --attn_implementation flex_attention \
     --per_device_train_batch_size 8 --gradient_accumulation_steps 1 --max_prompt_length 256 --max_length 544
 train mask_concat 30 --backbone_name_or_path /tmp/bb/minilm --per_device_train_batch_size 32 \
-    --gradient_accumulation_steps 1 --max_length 175 --mask_length 8
+    --gradient_accumulation_steps 1 --max_length 215 --mask_length 16
 train sc 30 --backbone_name_or_path /tmp/bb/minilm --per_device_train_batch_size 32 --gradient_accumulation_steps 1 \
     --max_length 130
 train gt_responses 30 --backbone_name_or_path /tmp/bb/minilm --per_device_train_batch_size 16 \

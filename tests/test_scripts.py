@@ -29,7 +29,7 @@ PAPER = {  # the paper's variables, set to values no default has
     "TEST_SETS": "GSM8k MATH", "CANDIDATE_LLMS": "m1 m2 m3", "LOSS_TYPE": "KL", "BATCH_SIZE": "3",
     "ACCUMULATION_STEPS": "5", "LEARNING_RATE": "2e-05", "EPOCHS": "3",
 }
-MLM = {"MASK_TYPE": "random", "MASK_LENGTH": "24", "MASK_WARMUP_RATIO": "0.4", "ROUTING_HEAD": "prediction"}
+MLM = {"MASK_TYPE": "random", "MASK_LENGTH": "24", "MASK_WARMUP_RATIO": "0.4", "ROUTING_HEAD": "linear"}
 
 
 def run_script(script: str, env: dict, *args: str, path_prefix: str | None = None) -> subprocess.CompletedProcess:
@@ -71,8 +71,8 @@ def test_script_passes_the_papers_variables_to_train_py(script):
     assert (args.learning_rate, args.num_train_epochs) == (2e-5, 3.0)
     if script == "lookahead_mlm.sh":
         assert (args.mask_type, args.mask_length, args.mask_warmup_ratio, args.routing_head) == (
-            "random", 24, 0.4, "prediction")
-        assert "_ml24_random_KL_prediction_" in Path(args.output_dir).name  # a run folder per head
+            "random", 24, 0.4, "linear")
+        assert "_ml24_random_KL_linear_" in Path(args.output_dir).name  # a run folder per head
     # the run folder: output/<train sets>/<config>/<model>/<method>/<hyperparameters>
     output_dir = Path(args.output_dir)
     assert output_dir.parts[:5] == ("output", "UltraFeedback+SelfOSSInstructSC2_filtered2", "cf2_GSM8k+MATH",
@@ -87,7 +87,7 @@ def test_protocol_variables_reach_train_py(script):
     assert args.cross_fit_folds == 2 and args.cross_fit_eval_fraction == 0.1
     assert args.source_weighting == ("sqrt" if script == "lookahead_mlm.sh" else "none")
     if script == "lookahead_mlm.sh":  # the defaults chosen on the validation hold-out (README, quality study)
-        assert (args.mask_length, args.max_length, args.routing_head) == (8, 175, "linear")
+        assert (args.mask_length, args.max_length, args.routing_head) == (16, 215, "prediction")
     _, args = train.parse_args(launch_line(script, {"SOURCE_WEIGHTING": "balanced", "CROSS_FIT_EVAL_FRACTION": "0.2"})[2:])
     assert (args.source_weighting, args.cross_fit_eval_fraction) == ("balanced", 0.2)
     assert Path(args.output_dir).name.endswith("_swbalanced_s42")  # a run of its own
