@@ -393,7 +393,7 @@ def run_cross_fit(trainer_class: type[RouterTrainer], args: RouterConfig) -> Non
                     folds, len(pool), len(pool) - len(train_records), len(fold_eval))
         if fold > 0:  # a second Trainer in one process: let it build its own Accelerator (DeepSpeed refuses otherwise)
             AcceleratorState._reset_state(reset_partial_state=False)
-        pool = subsample(pool, args.max_train_samples, f"{args.seed}:fold{fold}")  # (c): each fold its own draw
+        pool = subsample(pool, args.max_train_samples, f"{args.seed}:fold{fold}")  # seeded per fold: folds differ
         trainer = fit_router(trainer_class, fold_args, pool, fold_eval)
         prior = fit_task_prior(trainer, fold_args, pool, fold_eval)
         if not args.do_predict:

@@ -12,8 +12,9 @@ the mean chosen reward per source, then over the sources, as each benchmark weig
 w = 1 is the router alone; w = 0 is the prior alone. Measured in the CPU quality study (README): trained with
 ``--task_prior_blend True`` (w chosen per run), the classifier routes +0.050 [+0.017, +0.087] mean gap_closed better
 than without (3 seeds, 2 folds, paired bootstrap 95% interval); applied post hoc to five router rows, it leaves
-each level with the task-aware baseline or slightly above it (+0.001 to +0.042, every interval holding 0). The validation hold-out alone cannot tell the blend from the router alone (its
-nested gain is within one standard error of 0), so the scripts leave it off.
+each level with the task-aware baseline or slightly above it (+0.001 to +0.042, every interval holding 0). The
+validation hold-out alone cannot tell the blend from the router alone (its nested gain is within one standard error
+of 0), so the scripts leave it off.
 
 ``src/train.py --task_prior_blend True`` fits the prior on the router's training queries (``--max_train_samples``'
 draw when given), chooses w on the validation set and saves ``task_prior.json`` next to the router;
