@@ -30,12 +30,23 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-pip_install() {  # quiet pip; drops the warnings a machine-wide pip config prints for its missing local indexes
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" \
+pip_install() {  # quiet pip; drops the warnings a machine-wide pip config prints for its missing local indexes.
+  # --no-cache-dir: a second copy of every wheel in pip's cache would double the ~2 GB the install needs.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir "$@" \
       2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 stamp="$VENV/.lookahead-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  # The installed environment takes about 2 GB (PyTorch alone ~1 GB): stop early with a clear message rather than
+  # half-way through pip with "No space left on device".
+  need_kb=$((3 * 1024 * 1024))
+  free_kb=$(df -Pk "$VENV" | awk 'NR == 2 {print $4}')
+  if [ -n "$free_kb" ] && [ "$free_kb" -lt "$need_kb" ]; then
+    echo "[setup] error: $((free_kb / 1024)) MB free on the disk of $VENV; installing the dependencies needs about" \
+         "3 GB. Free some space (e.g. old output/ runs, pip's cache: python3 -m pip cache purge) or set VENV to" \
+         "a folder on another disk, then rerun." >&2
+    exit 1
+  fi
   started=$SECONDS
   echo "[setup] installing dependencies into $VENV (1/3: PyTorch; about 2-5 minutes in all on a fresh machine)"
   # The CPU build of torch 2.13.0; a plain `torch` would pull a CUDA build of several GB.
