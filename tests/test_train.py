@@ -318,6 +318,8 @@ def test_resume_skips_a_checkpoint_killed_while_being_written(backbones, data_di
     (["--routing_head", "linear"], "routing_head prediction (this run: linear)", "--routing_head prediction"),
     # the same parameter shapes: the Trainer resumed silently, a router trained half on 3 slots and half on 4
     (["--mask_length", "4"], "mask_length 3 (this run: 4)", "--mask_length 3"),
+    # no shape changes at all: a router trained half with one dropout and half with another
+    (["--head_dropout", "0.3"], "head_dropout 0.1 (this run: 0.3)", "--head_dropout 0.1"),
 ])
 def test_resume_refuses_a_checkpoint_of_another_router(backbones, data_dir, tmp_path, whole_run, changed, differs,
                                                        fix):
