@@ -16,7 +16,6 @@ MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
 MASTER_PORT="${MASTER_PORT:-29500}"
 LAUNCHER="${LAUNCHER:-torchrun}"
 DRY_RUN="${DRY_RUN:-0}"
-TASK_PRIOR_BLEND="${TASK_PRIOR_BLEND:-False}"
 [ "$TASK_PRIOR_BLEND" = auto ] && TASK_PRIOR_BLEND=$([ "$LOSS_TYPE" = BCE ] && echo True || echo False)
 CPU_BF16="${CPU_BF16:-auto}"   # 1: --bf16 True --use_cpu True; auto: so when there is no GPU and the CPU has native bf16
 
