@@ -17,6 +17,10 @@ MASTER_PORT="${MASTER_PORT:-29500}"
 LAUNCHER="${LAUNCHER:-torchrun}"
 DRY_RUN="${DRY_RUN:-0}"
 [ "$TASK_PRIOR_BLEND" = auto ] && TASK_PRIOR_BLEND=$([ "$LOSS_TYPE" = BCE ] && echo True || echo False)
+# Read here, before the script computes OUTPUT_DIR: whether the user named the run folder, and the flags the folder's
+# name does not show (the script's own arguments, which a sourced file sees as its "$@", and ADDITIONAL_ARGS).
+OUTPUT_DIR_GIVEN="${OUTPUT_DIR:+1}"
+UNNAMED_FLAGS="$(echo ${ADDITIONAL_ARGS:-} "$@")"
 CPU_BF16="${CPU_BF16:-auto}"   # 1: --bf16 True --use_cpu True; auto: so when there is no GPU and the CPU has native bf16
 
 
@@ -91,6 +95,12 @@ launch_training() {
         else
             launch=(torchrun --standalone --nproc_per_node "$NUM_GPUS")
         fi
+    fi
+    if [ -z "$OUTPUT_DIR_GIVEN" ] && [ -n "$UNNAMED_FLAGS" ]; then
+        echo "note: the run folder's name is made from the script's variables, so it does not show the flags" \
+             "given after the script's name or in ADDITIONAL_ARGS ($UNNAMED_FLAGS): a run with other such flags" \
+             "writes to the same folder. To keep runs apart, set the variable when there is one (e.g." \
+             "MASK_LENGTH=8 rather than --mask_length 8) or OUTPUT_DIR." >&2
     fi
     if [ "$DRY_RUN" = 1 ]; then
         printf '%q ' "${launch[@]}" src/train.py "${args[@]}" --output_dir "$output_dir"

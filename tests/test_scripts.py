@@ -142,6 +142,19 @@ def test_user_flags_win_over_the_scripts(tmp_path):
     assert args.learning_rate == 3e-4 and args.num_train_epochs == 7
 
 
+def test_flags_the_run_folder_name_does_not_show_are_named():
+    """Flags after the script's name (or in ADDITIONAL_ARGS) change the run but not its folder's name: a note says
+    so, unless OUTPUT_DIR names the folder; a run with the variables alone gets no note."""
+    note = "the run folder's name is made from the script's variables"
+    flagged = run_script("lookahead_mlm.sh", {"DRY_RUN": "1", "ADDITIONAL_ARGS": "--seed 3"}, "--mask_length", "8")
+    assert flagged.returncode == 0 and note in flagged.stderr and "(--seed 3 --mask_length 8)" in flagged.stderr
+    assert "_ml16_" in flagged.stdout  # the name still says the script's MASK_LENGTH
+    named = run_script("lookahead_mlm.sh", {"DRY_RUN": "1", "OUTPUT_DIR": "output/mine"}, "--mask_length", "8")
+    plain = run_script("lookahead_mlm.sh", {"DRY_RUN": "1", "MASK_LENGTH": "8"})
+    assert named.returncode == plain.returncode == 0 and note not in named.stderr + plain.stderr
+    assert "_ml8_" in plain.stdout
+
+
 def test_script_runs_end_to_end_and_fills_the_run_folder(tmp_path):
     data_dir = write_synthetic_data(tmp_path / "data")
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("packaged:all-minilm-l6-v2"))
