@@ -37,11 +37,13 @@ pip_install() {  # quiet pip; drops the warnings a machine-wide pip config print
 }
 stamp="$VENV/.lookahead-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  # The installed environment takes about 2 GB (PyTorch alone ~1 GB): stop early with a clear message rather than
-  # half-way through pip with "No space left on device".
+  # A fresh install takes about 2 GB (PyTorch alone ~1 GB): stop early with a clear message rather than
+  # half-way through pip with "No space left on device". A rerun (pyproject.toml changed) finds PyTorch there and
+  # adds little; a df that cannot tell (empty free_kb) skips the check.
   need_kb=$((3 * 1024 * 1024))
-  free_kb=$(df -Pk "$VENV" | awk 'NR == 2 {print $4}')
-  if [ -n "$free_kb" ] && [ "$free_kb" -lt "$need_kb" ]; then
+  free_kb=$(df -Pk "$VENV" | awk 'NR == 2 {print $4}') || free_kb=""
+  if [ -n "$free_kb" ] && [ "$free_kb" -lt "$need_kb" ] \
+     && ! "$VENV/bin/python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)'; then
     echo "[setup] error: $((free_kb / 1024)) MB free on the disk of $VENV; installing the dependencies needs about" \
          "3 GB. Free some space (e.g. old output/ runs, pip's cache: python3 -m pip cache purge) or set VENV to" \
          "a folder on another disk, then rerun." >&2

