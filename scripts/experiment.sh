@@ -17,10 +17,27 @@ MASTER_PORT="${MASTER_PORT:-29500}"
 LAUNCHER="${LAUNCHER:-torchrun}"
 DRY_RUN="${DRY_RUN:-0}"
 [ "$TASK_PRIOR_BLEND" = auto ] && TASK_PRIOR_BLEND=$([ "$LOSS_TYPE" = BCE ] && echo True || echo False)
+# flags_not_in_folder_name FLAG...: the flags, shell-quoted on one line, less those that work on the same run folder
+#   on purpose, each with its value: --resume_from_checkpoint (a resume continues its run) and --cross_fit_only_fold
+#   (the folds of one run, trained in parallel).
+flags_not_in_folder_name() {
+    local shown=""
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --resume_from_checkpoint | --cross_fit_only_fold) shift ;;  # and its value, below
+            --resume_from_checkpoint=* | --cross_fit_only_fold=*) ;;
+            *) shown+="${shown:+ }$(printf %q "$1")" ;;
+        esac
+        [ $# -gt 0 ] && shift
+    done
+    printf %s "$shown"
+}
 # Read here, before the script computes OUTPUT_DIR: whether the user named the run folder, and the flags the folder's
-# name does not show (the script's own arguments, which a sourced file sees as its "$@", and ADDITIONAL_ARGS).
+# name does not show (ADDITIONAL_ARGS and the script's own arguments, which this file sees as its "$@": source it
+# without arguments).
 OUTPUT_DIR_GIVEN="${OUTPUT_DIR:+1}"
-UNNAMED_FLAGS="$(echo ${ADDITIONAL_ARGS:-} "$@")"
+# shellcheck disable=SC2086  # ADDITIONAL_ARGS is a string of flags, split on spaces as the scripts pass it
+UNNAMED_FLAGS="$(flags_not_in_folder_name ${ADDITIONAL_ARGS:-} "$@")"
 CPU_BF16="${CPU_BF16:-auto}"   # 1: --bf16 True --use_cpu True; auto: so when there is no GPU and the CPU has native bf16
 
 
