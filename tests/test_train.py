@@ -323,8 +323,8 @@ def test_resume_skips_a_checkpoint_killed_while_being_written(backbones, data_di
 ])
 def test_resume_refuses_a_checkpoint_of_another_router(backbones, data_dir, tmp_path, whole_run, changed, differs,
                                                        fix):
-    """whole_run's checkpoint-2 (the prediction head, 3 slots) resumed with another head or mask length: a clear
-    error naming the checkpoint, the field and the fix, before any training step."""
+    """whole_run's checkpoint-2 (the prediction head, 3 slots, dropout 0.1) resumed with another head, mask length or
+    head dropout: a clear error naming the checkpoint, the field and the fix, before any training step."""
     interrupted = tmp_path / "interrupted"
     shutil.copytree(whole_run / "checkpoint-2", interrupted / "checkpoint-2")
     flags = {"--max_steps": "4", "--save_steps": "2", "--eval_steps": "2", "--mask_length": "3",
