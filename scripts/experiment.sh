@@ -113,7 +113,24 @@ launch_training() {
             launch=(torchrun --standalone --nproc_per_node "$NUM_GPUS")
         fi
     fi
-    if [ -z "$OUTPUT_DIR_GIVEN" ] && [ -n "$UNNAMED_FLAGS" ]; then
+    # --output_dir among the user's flags names the run folder, as OUTPUT_DIR does (the last one wins, as in train.py)
+    local rest=() i=0 named="$OUTPUT_DIR_GIVEN"
+    while [ "$i" -lt "${#args[@]}" ]; do
+        case "${args[i]}" in
+            --output_dir)
+                if [ $((i + 1)) -ge "${#args[@]}" ]; then
+                    echo "error: --output_dir needs a folder (or set OUTPUT_DIR)" >&2
+                    return 2
+                fi
+                output_dir="${args[i + 1]}" named=1 i=$((i + 2))
+                continue ;;
+            --output_dir=*) output_dir="${args[i]#--output_dir=}" named=1 ;;
+            *) rest+=("${args[i]}") ;;
+        esac
+        i=$((i + 1))
+    done
+    args=("${rest[@]}")
+    if [ -z "$named" ] && [ -n "$UNNAMED_FLAGS" ]; then
         echo "note: the run folder's name is made from the script's variables, so it does not show the flags" \
              "given after the script's name or in ADDITIONAL_ARGS ($UNNAMED_FLAGS): a run with other such flags" \
              "writes to the same folder. To keep runs apart, set the variable when there is one (e.g." \

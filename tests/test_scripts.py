@@ -142,6 +142,20 @@ def test_user_flags_win_over_the_scripts(tmp_path):
     assert args.learning_rate == 3e-4 and args.num_train_epochs == 7
 
 
+@pytest.mark.parametrize("flags", [["--output_dir", "output/my run"], ["--output_dir=output/my run"]])
+def test_output_dir_after_the_script_name_names_the_run_folder(flags):
+    """Like OUTPUT_DIR (the script's own --output_dir used to come last and win, silently)."""
+    result = run_script("mlc_router.sh", {"DRY_RUN": "1"}, "--seed", "3", *flags)
+    assert result.returncode == 0, result.stderr
+    argv = shlex.split(result.stdout)
+    assert [arg for arg in argv if arg.startswith("--output_dir")] == ["--output_dir"]
+    _, args = train.parse_args(argv[2:])
+    assert args.output_dir == "output/my run" and args.seed == 3
+    assert "run folder's name" not in result.stderr  # the user named the folder: no note
+    missing = run_script("mlc_router.sh", {"DRY_RUN": "1"}, "--output_dir")
+    assert missing.returncode == 2 and "--output_dir needs a folder" in missing.stderr
+
+
 def test_flags_the_run_folder_name_does_not_show_are_named():
     """Flags after the script's name (or in ADDITIONAL_ARGS) change the run but not its folder's name: a note says
     so, unless OUTPUT_DIR names the folder; a run with the variables alone gets no note."""
