@@ -36,7 +36,8 @@ pip_install() {  # quiet pip; drops the warnings a machine-wide pip config print
       2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 stamp="$VENV/.lookahead-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# reinstalled when pyproject.toml (the dependencies) or this script (the PyTorch pin) changed since the last install
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup_env.sh -nt "$stamp" ]; then
   # A fresh install takes about 2 GB (PyTorch alone ~1 GB): stop early with a clear message rather than
   # half-way through pip with "No space left on device". A rerun (pyproject.toml changed) finds PyTorch there and
   # adds little; a df that cannot tell (empty free_kb) skips the check.

