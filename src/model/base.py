@@ -32,13 +32,19 @@ class RouterModelConfig(PreTrainedConfig):
     """The backbone's configuration plus what the router needs to rebuild its inputs at routing time.
 
     stage                     mask_concat | causal | sc | gt_responses
+    backbone_name_or_path     the backbone it was built on (``--backbone_name_or_path``)
     candidate_llms            the k candidates, in output order
+    head_dropout              dropout before the routing head's output layer
+    pooling                   sc's sequence representation: cls | mean | last (non-pad token)
+    model_id_type             causal's model-ID tokens: special | letter | number (``--model_id_type``)
+    score_normalization       the per-query normalisation of the training scores (after per-source min-max)
     candidate_tokens/_ids     the k added tokens: mask tokens (mask_concat) or model-ID tokens (causal)
     max_seq_length            the longest sequence the stage builds (``--max_length``; ``model.collators``;
                               not ``max_length``, which transformers reserves for generation)
     max_prompt_length         the most prompt tokens kept (causal, gt_responses; other stages: what max_length
                               leaves)
     mask_length               slots per candidate block (mask_concat)
+    response_truncation_side  which end of a response is cut to fit mask_length (mask_concat): right keeps its start
     routing_head              mask_concat's head on [CLS]: "prediction" (the paper's) or "linear"
     loss_type                 the routing loss trained with (how to read the logits as quality estimates)
     """
