@@ -27,7 +27,7 @@ ACCUMULATION_STEPS="${ACCUMULATION_STEPS:-1}"  # CPU budget. Paper: 2
 LEARNING_RATE="${LEARNING_RATE:-5e-5}"         # CPU budget (fewer steps). Paper: 1e-5 (cosine)
 EPOCHS="${EPOCHS:-1}"                          # CPU budget. Paper: 4
 MASK_TYPE="${MASK_TYPE:-right}"                # right | random | left (which slots of a block are masked first)
-MASK_LENGTH="${MASK_LENGTH:-16}"               # slots per candidate block. CPU budget: 8 beat 16 alone on the benchmark validation hold-out, but not together with sqrt weighting and the linear head (README, quality study). Paper: 64
+MASK_LENGTH="${MASK_LENGTH:-16}"               # slots per candidate block. CPU budget: 8 beat 16 alone on the benchmark validation hold-out, but not together with sqrt weighting (README, quality study). Paper: 64
 MASK_WARMUP_RATIO="${MASK_WARMUP_RATIO:-0.2}"  # the mask rate reaches 1 after this share of the steps
 ROUTING_HEAD="${ROUTING_HEAD:-prediction}"     # prediction (dense -> activation -> layer norm -> dropout -> linear, the paper's) | linear (dropout -> linear: better alone on the benchmark validation hold-out, not together with sqrt and mask 8; README, quality study)
 MAX_LENGTH="${MAX_LENGTH:-215}"                # CPU budget: prompts <= 128 tokens (+ 2 + 5 x 17). Paper: 2048
