@@ -34,7 +34,7 @@ MAX_LENGTH="${MAX_LENGTH:-215}"                # CPU budget: prompts <= 128 toke
 EVAL_STEPS="${EVAL_STEPS:-0.2}"                # CPU budget: 5 evaluations/checkpoints per run. Paper: 100
 CROSS_FIT_FOLDS="${CROSS_FIT_FOLDS:-2}"        # ours: 0 routes the benchmarks with a router trained on TRAIN_SETS only
 CROSS_FIT_EVAL_FRACTION="${CROSS_FIT_EVAL_FRACTION:-0.1}"  # ours: with cross-fitting, this share of every other-fold benchmark also validates
-SOURCE_WEIGHTING="${SOURCE_WEIGHTING:-sqrt}"  # none | sqrt | balanced: sampling by training-pool source; ours: sqrt alone has the best benchmark validation hold-out reward of every Lookahead-MLM configuration measured (README, quality study). Paper: none
+SOURCE_WEIGHTING="${SOURCE_WEIGHTING:-sqrt}"  # none | sqrt | balanced: sampling by training-pool source; ours: sqrt and balanced tie for the best benchmark validation hold-out reward of every Lookahead-MLM configuration measured; sqrt is the smaller change (README, quality study). Paper: none
 TASK_PRIOR_BLEND="${TASK_PRIOR_BLEND:-False}"  # True | False | auto (True with BCE): blend with the task prior, its weight chosen on validation; off: the validation hold-out could not tell it from the router alone (README, quality study)
 SEED="${SEED:-42}"
 MAX_TRAIN_SAMPLES="${MAX_TRAIN_SAMPLES:-}"     # empty: every training query; a number: a seeded random slice
