@@ -20,7 +20,8 @@ from test_pretrained_router import CANDIDATES, save_tiny_bert
 from utils.io import DataError
 
 PROMPTS = ["sort a list of numbers", "parse this string and count its words", "print the tree", "hi"]
-TIMEOUT_S = 0.5
+TIMEOUT_S = 0.5  # the upstream timeout of the test that makes the stub hang
+UPSTREAM_TIMEOUT_S = 30.0  # every other test's: one event loop runs client, server and stub, slow on a loaded CPU
 PRICES = {"A": candidates.Price(1.0, 1.0), "B": candidates.Price(1.0, 10.0)}  # B's answers cost 10x more
 
 
@@ -101,9 +102,9 @@ def endpoints(stub_port: int, priced: bool = True, caps: dict | None = None) -> 
 
 @contextlib.asynccontextmanager
 async def serving(router, priced: bool = True, keys: list[str] | None = None, caps: dict | None = None,
-                  read_timeout_s: float = serve.DEFAULT_READ_TIMEOUT_S, timeout_s: float = TIMEOUT_S):
-    """(client of the router server, the stub, the RoutingServer, its port). ``timeout_s``: the upstream timeout,
-    short by default so that the stub's "hang" answers time out fast."""
+                  read_timeout_s: float = serve.DEFAULT_READ_TIMEOUT_S, timeout_s: float = UPSTREAM_TIMEOUT_S):
+    """(client of the router server, the stub, the RoutingServer, its port). ``timeout_s``: the upstream timeout
+    (a CI run got a 504 among 40 simultaneous requests with 0.5 s)."""
     stub = StubCandidates()
     stub_runner, stub_port = await start(stub.app())
     server = serve.RoutingServer(router, serve.ServeConfig(endpoints(stub_port, priced, caps), timeout_s=timeout_s),
@@ -221,7 +222,7 @@ def test_streaming_passes_the_events_through(router):
 
 def test_upstream_errors_and_timeouts_become_openai_errors(router):
     async def scenario():
-        async with serving(router) as (client, _, _, _):
+        async with serving(router, timeout_s=TIMEOUT_S) as (client, _, _, _):
             status, _, body = await post(client, "/v1/chat/completions", chat("fail 500", model="A"))
             error = error_of(body)
             assert status == 502 and (error["type"], error["code"]) == ("upstream_error", "upstream_http_500")
@@ -292,9 +293,7 @@ def test_models_health_and_batching_under_concurrency(router):
     expected = router.decide(PROMPTS * 10).chosen()
 
     async def scenario():
-        # 40 requests at once through one event loop (client, router server and stub): on a loaded 2-core CI machine
-        # the stub's answer can take longer than the 0.5 s the timeout tests use (a CI run got a 504 here)
-        async with serving(router, timeout_s=30) as (client, _, server, _):
+        async with serving(router) as (client, _, server, _):
             async with client.get("/v1/models") as response:
                 ids = [model["id"] for model in (await response.json())["data"]]
             assert ids == ["router-lookahead", "A", "B", "Down"]
