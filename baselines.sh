@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reference routers on the test benchmarks: the oracle, each candidate alone (fixed), and random choice
-# (three seeds). Each run writes its predictions, metrics.json and results.md under OUTPUT_ROOT; at the end
+# Reference routers on the test benchmarks: the oracle, each candidate alone (fixed), random choice (three
+# seeds) and the task-aware baseline (each query to the candidate best on average over its predicted source;
+# cross-fitted on TASK_AWARE_TRAIN, seconds once the MiniLM prompt embeddings are cached). Each run writes its predictions, metrics.json and results.md under OUTPUT_ROOT; at the end
 # one combined table is printed and written to OUTPUT_ROOT/results.md.
 #
 # Usage: bash baselines.sh          (edit the variables below first; uses `python` from your PATH)
@@ -13,12 +14,14 @@ CANDIDATES=(Yi-1.5-34B-Chat internlm2_5-20b-chat Phi-3-medium-4k-instruct Llama-
 OUTPUT_ROOT="${OUTPUT_ROOT:-output/baselines}"
 TEST_DATASETS="${TEST_DATASETS:-}"   # empty: every benchmark of data.BENCHMARKS; else e.g. GSM8k,MATH
 RANDOM_SEEDS=(0 1 2)
+TASK_AWARE_TRAIN="${TASK_AWARE_TRAIN-SelfOSSInstructSC2_filtered2/responses}"   # empty: no task-aware row
+CROSS_FIT_FOLDS=2
 # --------------------------------------------------------------------------------------------------
 mkdir -p "$OUTPUT_ROOT"
 
 CANDIDATE_LIST=$(IFS=,; echo "[${CANDIDATES[*]}]")
 RUN_DIRS=()
-TOTAL_RUNS=$((1 + ${#CANDIDATES[@]} + ${#RANDOM_SEEDS[@]}))
+TOTAL_RUNS=$((1 + ${#CANDIDATES[@]} + ${#RANDOM_SEEDS[@]} + (${#TASK_AWARE_TRAIN} > 0)))
 STARTED=$SECONDS
 
 evaluate() {  # evaluate RUN_DIR ROUTER_ARGS...: one run, with progress (runs done, time elapsed and left)
@@ -39,5 +42,9 @@ done
 for seed in "${RANDOM_SEEDS[@]}"; do
     evaluate "$OUTPUT_ROOT/random_seed${seed}" --router_type random --seed "$seed" --run_name "random (seed ${seed})"
 done
+if [ -n "$TASK_AWARE_TRAIN" ]; then
+    evaluate "$OUTPUT_ROOT/task_aware" --router_type task --cross_fit_folds "$CROSS_FIT_FOLDS" \
+        --train_datasets "$TASK_AWARE_TRAIN" --run_name "task-aware (${CROSS_FIT_FOLDS}-fold cross-fit)"
+fi
 
 python src/report.py combine "${RUN_DIRS[@]}" --out "$OUTPUT_ROOT/results.md"

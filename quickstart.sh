@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded defaults, from a fresh machine:
 #   1. set up .venv (dependencies + packaged offline backbones) and the paper's data (scripts/setup_env.sh);
-#   2. evaluate the baseline routers (oracle, each fixed candidate, random) on the seven benchmarks;
+#   2. evaluate the baseline routers (oracle, each fixed candidate, random, task-aware) on the seven benchmarks;
 #   3. train a smoke-size Lookahead-MLM router with lookahead_mlm.sh on the packaged MiniLM (CPU, minutes): a
 #      1,000-query slice of the training pool, 2-fold cross-fitting on the benchmarks, short lengths, one epoch;
 #   4. print one table: the Lookahead router beside the baselines.
@@ -17,7 +17,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 OUT=output/quickstart
 mkdir -p "$OUT"
 
-echo "== baselines: oracle, each fixed candidate, random (3 seeds)" >&2
+echo "== baselines: oracle, each fixed candidate, random (3 seeds), task-aware (2-fold cross-fit)" >&2
 OUTPUT_ROOT=$OUT/baselines bash baselines.sh > /dev/null
 
 echo "== training a smoke-size Lookahead-MLM router (lookahead_mlm.sh, packaged all-MiniLM-L6-v2, 2-fold cross-fit);" \
@@ -37,5 +37,5 @@ if [ "$status" -ne 0 ]; then
     exit "$status"
 fi
 
-python src/report.py combine $OUT/baselines/{oracle,fixed_0,fixed_1,fixed_2,fixed_3,fixed_4,random_seed0} \
+python src/report.py combine $OUT/baselines/{oracle,fixed_0,fixed_1,fixed_2,fixed_3,fixed_4,random_seed0,task_aware} \
     $OUT/lookahead_mlm

@@ -242,6 +242,30 @@ def test_compute_reward_script_takes_the_papers_variables(tmp_path):
     assert missing.returncode == 2 and "MODEL_NAME_OR_PATH" in missing.stderr
 
 
+@pytest.mark.parametrize("task_aware_train", [None, "", "my/set"])
+def test_baselines_script_carries_the_task_aware_baseline(tmp_path, task_aware_train):
+    """baselines.sh ends with the cross-fitted task-aware row (issue 11: every routing comparison carries it) on
+    the paper's training pool by default, on TASK_AWARE_TRAIN when set, and without it when that is empty."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text('#!/usr/bin/env bash\necho "$*" >> "$STUB_ARGS"\n')
+    (bin_dir / "python").chmod(0o755)
+    env = {"STUB_ARGS": str(tmp_path / "calls"), "OUTPUT_ROOT": str(tmp_path / "out")}
+    if task_aware_train is not None:
+        env["TASK_AWARE_TRAIN"] = task_aware_train
+    result = run_script("baselines.sh", env, path_prefix=str(bin_dir))
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    task = [call for call in calls if "--router_type task" in call]
+    if task_aware_train == "":
+        assert task == [] and "[baselines 9/9]" in result.stderr
+        return
+    expected = task_aware_train or "SelfOSSInstructSC2_filtered2/responses"
+    assert len(task) == 1 and f"--cross_fit_folds 2 --train_datasets {expected} " in task[0], task
+    assert "[baselines 10/10] task_aware" in result.stderr
+    assert calls[-1].startswith("src/report.py combine") and calls[-1].split()[-3].endswith("/task_aware")
+
+
 def test_the_papers_list_syntax():
     assert as_list("['model1', 'model2']") == ["model1", "model2"]
     assert as_list(["['dataset1']"]) == ["dataset1"]
