@@ -18,7 +18,8 @@
   with another loss than BCE on min-max scores, or without a benchmark hold-out, get no blend (a note says why).
   Every row with a hold-out also gets a note with the router alone's validation reward on it (each source alike,
   as the benchmarks weigh in mean gap_closed; the Trainer's ``eval_reward`` pools the training sets' validation
-  queries in with them).
+  queries in with them); with ``--holdout_reference ROW``, also its difference from ROW's, paired over the
+  seed-folds (how the scripts' defaults are chosen).
 
 Prints and writes ``posthoc.md``: per row, mean gap_closed ± std over the seeds and the paired bootstrap interval of
 the difference with the study's strongest baseline (as ``bench/quality.py``), and the steps of the kept
@@ -195,6 +196,26 @@ def checkpoint_rows(study: quality.Study, name: str, output_dir: Path,
     return {f"{name}, kept checkpoint": runs["kept"], f"{name}, last checkpoint": runs["last"]}, note
 
 
+def paired_holdout_notes(holdout: dict[str, dict[tuple[int, int], float]], reference: str) -> list[str]:
+    """One note per row: its hold-out reward minus ``reference``'s, paired over the (seed, fold)s both have: the
+    differences, their mean and standard error, and on how many the row is higher. ``holdout``: row name ->
+    {(seed, fold): the router alone's hold-out reward}."""
+    if reference not in holdout:
+        return [f"- no paired hold-out comparison: {reference} has no benchmark hold-out (trained with "
+                f"--cross_fit_eval_fraction 0?)."]
+    notes = []
+    for name, rewards in holdout.items():
+        shared = sorted(set(rewards) & set(holdout[reference]))
+        if name == reference or not shared:
+            continue
+        diffs = np.array([rewards[key] - holdout[reference][key] for key in shared])
+        error = diffs.std(ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+        notes.append(f"- {name} − {reference}, hold-out reward paired over {len(diffs)} seed-folds: "
+                     + ", ".join(f"{d:+.4f}" for d in diffs) + f"; mean {diffs.mean():+.4f} (standard error "
+                     f"{error:.4f}), higher on {int((diffs > 0).sum())} of {len(diffs)}.")
+    return notes
+
+
 VARIANTS = ("checkpoints", "ensemble", "blend", "holdout")
 
 
@@ -210,18 +231,27 @@ def main(argv: list[str] | None = None) -> None:
                              "fold's test queries twice, the slow part), the seed ensemble, the task-prior blend; "
                              "holdout adds no row, only the note of the router alone's validation reward on the "
                              "benchmark hold-out (also part of blend).")
+    parser.add_argument("--holdout_reference", metavar="ROW",
+                        help="With holdout or blend: also a note of each measured row's hold-out reward minus this "
+                             "row's (measured too), paired over the seed-folds the two share: the validation "
+                             "comparison that chooses the scripts' defaults.")
     args = parser.parse_args(argv)
     config = yaml.safe_load(Path(args.config).read_text())
     output_dir = Path(args.output_dir)
+    routers = list(config.get("routers") or {})
+    unknown = sorted((set(args.routers or []) | {args.holdout_reference}) - {None} - set(routers))
+    if unknown:
+        raise SystemExit(f"error: --routers / --holdout_reference {unknown} are not rows of {args.config} (its rows: "
+                         f"{routers}).")
     study = quality.Study(config, output_dir, 1, Path(args.runs_dir))
     benchmarks = study.test_sets
     rows, notes = {}, []
     task_kwargs = dict((config.get("baselines") or {}).get("task") or {})
-    routers = list(config.get("routers") or {})
-    unknown = sorted(set(args.routers or []) - set(routers))
-    if unknown:
-        raise SystemExit(f"error: --routers {unknown} are not rows of {args.config} (its rows: {routers}).")
-    for name in args.routers or routers:
+    measured = list(args.routers or routers)
+    if args.holdout_reference and args.holdout_reference not in measured:
+        measured.insert(0, args.holdout_reference)
+    holdout = {}  # name -> {(seed, fold): the router alone's hold-out reward}
+    for name in measured:
         if "checkpoints" in args.variants:
             checkpoint_runs, note = checkpoint_rows(study, name, output_dir, args.precision)
             rows.update(checkpoint_runs)
@@ -234,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
                 per_seed = [[macro_reward(fold["held"], fold["val_estimates"].argmax(axis=1)) for fold in folds]
                             for folds in parts]
                 alone = np.mean(per_seed, axis=0)
+                holdout[name] = {(seed, fold): reward for seed, rewards in zip(study.row_seeds(name), per_seed)
+                                 for fold, reward in enumerate(rewards)}
                 notes.append(f"- {name}: the router alone, mean validation reward on the benchmark hold-out (each "
                              f"source alike, mean over the seeds) per fold: "
                              + ", ".join(f"{reward:.4f}" for reward in alone) + f"; mean {np.mean(alone):.4f} (per "
@@ -259,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
                                  f"0 the task prior alone, 1 the router alone): "
                                  + ", ".join(f"{w:.1f}: {r:.4f}" for w, r in curve.items())
                                  + f"; chosen w = {weights[fold]:.1f}.")
+    if args.holdout_reference:
+        notes.extend(paired_holdout_notes(holdout, args.holdout_reference))
 
     utilities = {b: np.array([r["scores"] for r in records], dtype=float) for b, records in study.benchmarks.items()}
     indices = quality.bootstrap_indices({b: len(u) for b, u in utilities.items()}, study.draws,

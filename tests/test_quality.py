@@ -129,6 +129,18 @@ def test_nested_blend_gain_chooses_on_one_half_and_scores_the_other():
     assert posthoc.nested_blend_gain(fold(["router" if id(r) in second else "prior" for r in held])) == pytest.approx(-0.5)
 
 
+def test_paired_holdout_notes_pair_the_seed_folds_the_rows_share():
+    """B - A over the shared (seed, fold)s (43's fold 1 is A's alone): +0.02, -0.01, +0.05: mean +0.02, standard
+    error sqrt(((0)^2 + (-0.03)^2 + 0.03^2) / 2) / sqrt(3) = 0.03 / sqrt(3) = 0.0173; higher on 2 of 3."""
+    import posthoc
+    holdout = {"A": {(42, 0): 0.70, (42, 1): 0.71, (43, 0): 0.69, (43, 1): 0.72},
+               "B": {(42, 0): 0.72, (42, 1): 0.70, (43, 0): 0.74}}
+    (note,) = posthoc.paired_holdout_notes(holdout, "A")
+    assert note == ("- B − A, hold-out reward paired over 3 seed-folds: +0.0200, -0.0100, +0.0500; mean +0.0200 "
+                    "(standard error 0.0173), higher on 2 of 3.")
+    assert "has no benchmark hold-out" in posthoc.paired_holdout_notes({"B": holdout["B"]}, "A")[0]
+
+
 def test_a_row_trained_with_the_blend_is_not_blended_again(tmp_path):
     """Its test predictions are blended logits and PretrainedRouter blends its folds' validation routing through
     their task_prior.json: blending those with the prior again would count the prior twice (and choose a weight for
