@@ -279,9 +279,12 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     assert "| lookahead (1 seed) |" in (tmp_path / "one" / "quality.md").read_text()
     assert {path: path.stat().st_mtime_ns for path in logs} == logs
 
-    with pytest.raises(SystemExit, match=r"--routers \['nope'\] are not rows of"):
+    with pytest.raises(SystemExit, match=r"--routers / --holdout_reference \['nope'\] are not rows of"):
         posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
                       str(tmp_path / "blend"), "--routers", "lookahead", "nope"])
+    with pytest.raises(SystemExit, match=r"\['other'\] are not rows of"):
+        posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+                      str(tmp_path / "blend"), "--holdout_reference", "other"])
 
     # a row trained with another loss than BCE: the router alone on the hold-out, but no blend
     for seed in (0, 1):
