@@ -17,18 +17,22 @@ MASTER_PORT="${MASTER_PORT:-29500}"
 LAUNCHER="${LAUNCHER:-torchrun}"
 DRY_RUN="${DRY_RUN:-0}"
 [ "$TASK_PRIOR_BLEND" = auto ] && TASK_PRIOR_BLEND=$([ "$LOSS_TYPE" = BCE ] && echo True || echo False)
-# flags_not_in_folder_name FLAG...: the flags, shell-quoted on one line, less those that work on the same run folder
-#   on purpose, each with its value: --resume_from_checkpoint (a resume continues its run) and --cross_fit_only_fold
-#   (the folds of one run, trained in parallel).
+# flags_not_in_folder_name FLAG...: the flags, shell-quoted on one line, less those (each with its value) that work
+#   on the same run folder on purpose, --resume_from_checkpoint (a resume continues its run) and --cross_fit_only_fold
+#   (the folds of one run, trained in parallel), or change how a run is launched, logged or named but not what it
+#   learns: --deepspeed, --run_name, --report_to, --logging_steps, --disable_tqdm, --dataloader_num_workers.
 flags_not_in_folder_name() {
     local shown=""
     while [ $# -gt 0 ]; do
         case "$1" in
-            --resume_from_checkpoint | --cross_fit_only_fold) shift ;;  # and its value, below
-            --resume_from_checkpoint=* | --cross_fit_only_fold=*) ;;
+            --resume_from_checkpoint | --cross_fit_only_fold | --deepspeed | --run_name | --report_to | \
+            --logging_steps | --disable_tqdm | --dataloader_num_workers)
+                [ $# -gt 1 ] && [[ "$2" != --* ]] && shift ;;  # and its value
+            --resume_from_checkpoint=* | --cross_fit_only_fold=* | --deepspeed=* | --run_name=* | --report_to=* | \
+            --logging_steps=* | --disable_tqdm=* | --dataloader_num_workers=*) ;;
             *) shown+="${shown:+ }$(printf %q "$1")" ;;
         esac
-        [ $# -gt 0 ] && shift
+        shift
     done
     printf %s "$shown"
 }

@@ -173,16 +173,20 @@ def test_flags_the_run_folder_name_does_not_show_are_named():
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_flags_of_the_same_run_get_no_note(script):
     """--resume_from_checkpoint continues a run in its folder and --cross_fit_only_fold trains one fold of it there:
-    both reuse the folder on purpose, so the note leaves them (and their values) out, and says nothing without
-    other flags. The other flags are shown as the shell would take them back."""
+    both reuse the folder on purpose; --deepspeed, --run_name, --report_to, --logging_steps, --disable_tqdm and
+    --dataloader_num_workers change how the run is launched, logged or named, not what it learns. The note leaves
+    them (and their values) out, and says nothing without other flags. The other flags are shown as the shell
+    would take them back."""
     note = "the run folder's name is made from the script's variables"
-    same_run = run_script(script, {"DRY_RUN": "1", "ADDITIONAL_ARGS": "--resume_from_checkpoint last-checkpoint"},
-                          "--cross_fit_only_fold=1")
+    same_run = run_script(script, {"DRY_RUN": "1", "ADDITIONAL_ARGS": "--resume_from_checkpoint last-checkpoint "
+                                   "--deepspeed config/ds_z2.json --report_to=none --logging_steps 5"},
+                          "--cross_fit_only_fold=1", "--disable_tqdm", "--dataloader_num_workers", "2",
+                          "--run_name", "my run")
     assert same_run.returncode == 0 and note not in same_run.stderr, same_run.stderr
     additional = "--seed 3 --resume_from_checkpoint=last-checkpoint"
     mixed = run_script(script, {"DRY_RUN": "1", "ADDITIONAL_ARGS": additional},
-                       "--cross_fit_only_fold", "0", "--run_name", "my run")
-    assert mixed.returncode == 0 and "(--seed 3 --run_name my\\ run)" in mixed.stderr, mixed.stderr
+                       "--cross_fit_only_fold", "0", "--run_name", "my run", "--train_datasets", "my set")
+    assert mixed.returncode == 0 and "(--seed 3 --train_datasets my\\ set)" in mixed.stderr, mixed.stderr
 
 
 def test_script_runs_end_to_end_and_fills_the_run_folder(tmp_path):
