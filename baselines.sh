@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reference routers on the test benchmarks: the oracle, each candidate alone (fixed), random choice (three
 # seeds) and the task-aware baseline (each query to the candidate best on average over its predicted source;
-# cross-fitted on TASK_AWARE_TRAIN, seconds once the MiniLM prompt embeddings are cached). Each run writes its predictions, metrics.json and results.md under OUTPUT_ROOT; at the end
-# one combined table is printed and written to OUTPUT_ROOT/results.md.
+# cross-fitted on TASK_AWARE_TRAIN; the first run embeds ~17k prompts with MiniLM, 5-15 min on 2 CPU cores,
+# seconds once they are cached). Each run writes its predictions, metrics.json and results.md under
+# OUTPUT_ROOT; at the end one combined table is printed and written to OUTPUT_ROOT/results.md.
 #
 # Usage: bash baselines.sh          (edit the variables below first; uses `python` from your PATH)
 set -euo pipefail

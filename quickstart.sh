@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded defaults, from a fresh machine:
 #   1. set up .venv (dependencies + packaged offline backbones) and the paper's data (scripts/setup_env.sh);
-#   2. evaluate the baseline routers (oracle, each fixed candidate, random, task-aware) on the seven benchmarks;
+#   2. evaluate the baseline routers (oracle, each fixed candidate, random, task-aware) on the seven benchmarks
+#      (the task-aware row embeds ~17k prompts with MiniLM the first time, several minutes on 2 CPU cores, cached
+#      after; TASK_AWARE_TRAIN= bash quickstart.sh leaves it out);
 #   3. train a smoke-size Lookahead-MLM router with lookahead_mlm.sh on the packaged MiniLM (CPU, minutes): a
 #      1,000-query slice of the training pool, 2-fold cross-fitting on the benchmarks, short lengths, one epoch;
 #   4. print one table: the Lookahead router beside the baselines.
@@ -37,5 +39,6 @@ if [ "$status" -ne 0 ]; then
     exit "$status"
 fi
 
-python src/report.py combine $OUT/baselines/{oracle,fixed_0,fixed_1,fixed_2,fixed_3,fixed_4,random_seed0,task_aware} \
-    $OUT/lookahead_mlm
+baseline_runs=($OUT/baselines/{oracle,fixed_0,fixed_1,fixed_2,fixed_3,fixed_4,random_seed0})
+[ -n "${TASK_AWARE_TRAIN-default}" ] && baseline_runs+=("$OUT/baselines/task_aware")
+python src/report.py combine "${baseline_runs[@]}" $OUT/lookahead_mlm
