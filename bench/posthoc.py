@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = yaml.safe_load(Path(args.config).read_text())
     output_dir = Path(args.output_dir)
+    if args.holdout_reference and not {"holdout", "blend"} & set(args.variants):
+        raise SystemExit("error: --holdout_reference compares hold-out rewards: add holdout to --variants.")
     routers = list(config.get("routers") or {})
     unknown = sorted((set(args.routers or []) | {args.holdout_reference}) - {None} - set(routers))
     if unknown:

@@ -285,6 +285,9 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     with pytest.raises(SystemExit, match=r"\['other'\] are not rows of"):
         posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
                       str(tmp_path / "blend"), "--holdout_reference", "other"])
+    with pytest.raises(SystemExit, match="add holdout to --variants"):
+        posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
+                      str(tmp_path / "blend"), "--holdout_reference", "lookahead", "--variants", "ensemble"])
 
     # a row trained with another loss than BCE: the router alone on the hold-out, but no blend
     for seed in (0, 1):
