@@ -22,14 +22,14 @@ DRY_RUN="${DRY_RUN:-0}"
 #   (the folds of one run, trained in parallel), or change how a run is launched, logged or named but not what it
 #   learns: --deepspeed, --run_name, --report_to, --logging_steps, --disable_tqdm, --dataloader_num_workers.
 flags_not_in_folder_name() {
-    local shown=""
+    local shown="" flag
     while [ $# -gt 0 ]; do
-        case "$1" in
+        flag="${1%%=*}"
+        case "$flag" in
             --resume_from_checkpoint | --cross_fit_only_fold | --deepspeed | --run_name | --report_to | \
             --logging_steps | --disable_tqdm | --dataloader_num_workers)
-                [ $# -gt 1 ] && [[ "$2" != --* ]] && shift ;;  # and its value
-            --resume_from_checkpoint=* | --cross_fit_only_fold=* | --deepspeed=* | --run_name=* | --report_to=* | \
-            --logging_steps=* | --disable_tqdm=* | --dataloader_num_workers=*) ;;
+                # and its value, when it comes as the next word
+                [ "$1" = "$flag" ] && [ $# -gt 1 ] && [[ "$2" != --* ]] && shift ;;
             *) shown+="${shown:+ }$(printf %q "$1")" ;;
         esac
         shift
