@@ -3,6 +3,7 @@ synthetic slice (rows, intervals, resume)."""
 import itertools
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -278,6 +279,21 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     assert one["per_seed_mean_gap_closed"] == [per_seed[1]]
     assert "| lookahead (1 seed) |" in (tmp_path / "one" / "quality.md").read_text()
     assert {path: path.stat().st_mtime_ns for path in logs} == logs
+
+    # the paired hold-out comparison pairs by (seed, fold): a copy of the runs listing its seeds the other way round
+    # differs from the original by 0 on each of the 4 seed-folds
+    config["routers"]["lookahead"].pop("seeds")
+    config["routers"]["copy"] = {**config["routers"]["lookahead"], "seeds": [1, 0]}
+    (tmp_path / "pair.yaml").write_text(json.dumps(config))
+    pair_study = quality.Study(config, out, 1)
+    pair_study.run_dir("copy", 0).parent.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(pair_study.run_dir("lookahead", 0).parent, pair_study.run_dir("copy", 0).parent)
+    posthoc.main(["--config", str(tmp_path / "pair.yaml"), "--runs_dir", str(out), "--output_dir",
+                  str(tmp_path / "pair"), "--variants", "holdout", "--routers", "copy",
+                  "--holdout_reference", "lookahead"])
+    (paired,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("- copy − lookahead")]
+    assert paired.endswith("+0.0000, +0.0000, +0.0000, +0.0000; mean +0.0000 (standard error 0.0000), higher on "
+                           "0 of 4."), paired
 
     with pytest.raises(SystemExit, match=r"--routers / --holdout_reference \['nope'\] are not rows of"):
         posthoc.main(["--config", str(tmp_path / "study.yaml"), "--runs_dir", str(out), "--output_dir",
