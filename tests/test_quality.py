@@ -12,6 +12,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
+from data.cross_fit import fold_of
 from model.backbones import resolve_backbone
 from synthetic import CANDIDATES, TINY, write_synthetic_data
 
@@ -72,6 +73,27 @@ def test_gap_closed_averages_seeds_and_benchmarks():
                                                          "B": [np.array([1, 1, 0]), np.array([1, 1, 1])]}, indices)
     # A: seed 1 perfect (1), seed 2 best fixed (0) -> 0.5; B: seed 1 perfect (1), seed 2 = 2/3 -> (2/3-2/3)/(1/3)=0
     assert draws.tolist() == pytest.approx([(0.5 + 0.5) / 2])
+
+
+def test_other_fold_best_fixed_picks_each_folds_candidate_on_the_other_fold():
+    prompts = [f"q{i}" for i in range(40)]
+    folds = [fold_of(prompt, 2) for prompt in prompts]
+    assert 0 < sum(folds) < len(folds)
+    # candidate 0 is right on fold 1's queries, candidate 1 on fold 0's, candidate 2 never: the other fold's best is
+    # the wrong one for every query (hindsight best fixed would score half of them right)
+    records = [{"prompt": prompt, "scores": [float(fold == 1), float(fold == 0), 0.0]}
+               for prompt, fold in zip(prompts, folds)]
+    choices = quality.other_fold_best_fixed({"B": records}, 2)["B"]
+    assert choices.tolist() == [0 if fold == 0 else 1 for fold in folds]
+    assert all(records[i]["scores"][c] == 0.0 for i, c in enumerate(choices))
+    # three folds of 10 queries each: fold 0 right with candidate 0, fold 1 with 1, fold 2 partly with 1 (0.6) and
+    # fully with 2; fold 0's queries see folds 1+2 (means 0, 0.8, 0.5 -> 1), fold 1's see 0+2 (0.5, 0.3, 0.5: a tie,
+    # to the lower index -> 0), fold 2's see 0+1 (0.5, 0.5, 0 -> 0)
+    by_fold = {f: [p for p in (f"p{i}" for i in range(200)) if fold_of(p, 3) == f][:10] for f in range(3)}
+    rows = {0: [1.0, 0.0, 0.0], 1: [0.0, 1.0, 0.0], 2: [0.0, 0.6, 1.0]}
+    records = [{"prompt": p, "scores": rows[f]} for f in range(3) for p in by_fold[f]]
+    choices = quality.other_fold_best_fixed({"B": records}, 3)["B"]
+    assert choices.tolist() == [1] * 10 + [0] * 10 + [0] * 10
 
 
 def test_seed_agreement():
@@ -187,7 +209,8 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     report = (out / "quality.md").read_text()
     assert report in capsys.readouterr().out
     rows = [line.split(" | ")[0].lstrip("| ") for line in report.splitlines() if line.startswith("| ")][1:]
-    assert rows == ["oracle", "best fixed (hindsight)", "random (2 seeds)", "task-aware (embedding_model=" +
+    assert rows == ["oracle", "best fixed (hindsight)", "best fixed (other fold)", "random (2 seeds)",
+                    "task-aware (embedding_model=" +
                     tiny_bert + ")", "lookahead (2 seeds)"]
     result = json.loads((out / "quality.json").read_text())
     assert result["rows"]["oracle"]["stats"]["mean gap_closed"]["mean"] == pytest.approx(1.0)
