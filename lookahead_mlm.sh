@@ -30,7 +30,7 @@ MASK_TYPE="${MASK_TYPE:-right}"                # right | random | left (which sl
 MASK_LENGTH="${MASK_LENGTH:-16}"               # slots per candidate block. CPU budget: 8 beat 16 alone on the benchmark validation hold-out, but not together with sqrt weighting (README, quality study). Paper: 64
 MASK_WARMUP_RATIO="${MASK_WARMUP_RATIO:-0.2}"  # the mask rate reaches 1 after this share of the steps
 ROUTING_HEAD="${ROUTING_HEAD:-prediction}"     # prediction (dense -> activation -> layer norm -> dropout -> linear, the paper's) | linear (dropout -> linear: better alone on the benchmark validation hold-out, not together with sqrt and mask 8; README, quality study)
-MAX_LENGTH="${MAX_LENGTH:-215}"                # CPU budget: prompts <= 128 tokens (+ 2 + 5 x 17). Paper: 2048
+MAX_LENGTH="${MAX_LENGTH:-215}"                # CPU budget: prompts <= 128 tokens (+ 2 + 5 x 17). Measured as this script's default in the README's quality study (level with 64-token prompts on the validation hold-out). Paper: 2048
 EVAL_STEPS="${EVAL_STEPS:-0.2}"                # CPU budget: 5 evaluations/checkpoints per run. Paper: 100
 CROSS_FIT_FOLDS="${CROSS_FIT_FOLDS:-2}"        # ours: 0 routes the benchmarks with a router trained on TRAIN_SETS only
 CROSS_FIT_EVAL_FRACTION="${CROSS_FIT_EVAL_FRACTION:-0.1}"  # ours: with cross-fitting, this share of every other-fold benchmark also validates
