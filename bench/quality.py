@@ -22,14 +22,14 @@ The config (YAML) names what to compare::
 
 Rows: oracle, best fixed (the best candidate of each benchmark, in hindsight), best fixed (other fold) (each
 benchmark's best candidate on its other cross-fit folds: told the benchmark, no hindsight; ``other_fold_best_fixed``),
-random, each baseline, each trained router. Columns: each benchmark's headline metric, mean gap_closed and mean over_random (``metrics``), as mean
-± std over the seeds for rows that depend on a seed. Beside each trained router: the paired bootstrap over queries
-(each benchmark's queries resampled with replacement, the same draws for every row, ``bootstrap_draws`` draws,
-seeded) of the difference in mean gap_closed to the strongest baseline row (and to ``reference``): its 95%
-interval. The bootstrap scores a routing by the mean of its per-query routing scores (``record["scores"]``: exactly
-the headline for the accuracy benchmarks and MT-Bench's mean turn score when both turns are judged; AlpacaEval's
-raw preference rather than the length-controlled rate, ArenaHard's mean game outcome rather than the
-Bradley-Terry rate), with best fixed and oracle recomputed on each draw; the per-seed gap_closed values are
+random, each baseline, each trained router. Columns: each benchmark's headline metric, mean gap_closed and mean
+over_random (``metrics``), as mean ± std over the seeds for rows that depend on a seed. Beside each trained router:
+the paired bootstrap over queries (each benchmark's queries resampled with replacement, the same draws for every row,
+``bootstrap_draws`` draws, seeded) of the difference in mean gap_closed to the strongest baseline row (and to
+``reference``): its 95% interval. The bootstrap scores a routing by the mean of its per-query routing scores
+(``record["scores"]``: exactly the headline for the accuracy benchmarks and MT-Bench's mean turn score when both turns
+are judged; AlpacaEval's raw preference rather than the length-controlled rate, ArenaHard's mean game outcome rather
+than the Bradley-Terry rate), with best fixed and oracle recomputed on each draw; the per-seed gap_closed values are
 averaged within each draw. Also: the share of queries two seeds of one router route to the same candidate.
 
 Trained routers run ``src/train.py`` once per (router, seed, fold) with ``--cross_fit_only_fold`` (``--jobs``
