@@ -61,7 +61,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 import metrics  # noqa: E402
 from data import BENCHMARKS, PAPER_CANDIDATES, load_benchmark, load_train_set, resolve_train_set  # noqa: E402
-from data.cross_fit import fold_of  # noqa: E402
+from data.cross_fit import cross_fit_predict  # noqa: E402
 from eval_baseline import predict  # noqa: E402
 from model.backbones import cache_dir  # noqa: E402
 from routers import build_router, router_class  # noqa: E402
@@ -135,17 +135,16 @@ def other_fold_best_fixed(benchmarks: dict[str, list[dict]], folds: int) -> dict
     the same other-fold labels as the cross-fitted routers, without the hindsight of ``best fixed (hindsight)``
     (the best candidate of the very queries it is scored on). Where two candidates are within noise of each other
     on a benchmark, the hindsight pick is out of reach of anything that chooses before seeing the test fold: the
-    gap between this row and 0 is what per-query routing has to make up before mean gap_closed can reach 0."""
+    gap between this row and 0 is what per-query routing has to make up before mean gap_closed can reach 0. The folds
+    are ``cross_fit_predict``'s, the driver that trains the routers."""
     choices = {}
     for name, records in benchmarks.items():
-        scores = np.array([record["scores"] for record in records], dtype=float)   # [n, k]
-        fold = np.array([fold_of(record["prompt"], folds) for record in records])
-        choice = np.zeros(len(records), dtype=int)
-        for f in range(folds):
-            other = fold != f
-            if other.any():
-                choice[fold == f] = int(np.argmax(scores[other].mean(axis=0)))
-        choices[name] = choice
+        def predict_fold(fold: int, pool: list[dict], in_fold: dict[str, list[dict]], name: str = name):
+            # pool: the benchmark's other-fold records (no training set is passed); [k] mean scores -> one choice
+            choice = int(np.argmax(np.mean([record["scores"] for record in pool], axis=0))) if pool else 0
+            return {name: [{"prompt_id": record["prompt_id"], "choice": choice} for record in in_fold[name]]}
+        rows = cross_fit_predict([], {name: records}, folds, predict_fold)[name]
+        choices[name] = np.array([row["choice"] for row in rows], dtype=int)
     return choices
 
 

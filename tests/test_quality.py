@@ -81,7 +81,7 @@ def test_other_fold_best_fixed_picks_each_folds_candidate_on_the_other_fold():
     assert 0 < sum(folds) < len(folds)
     # candidate 0 is right on fold 1's queries, candidate 1 on fold 0's, candidate 2 never: the other fold's best is
     # the wrong one for every query (hindsight best fixed would score half of them right)
-    records = [{"prompt": prompt, "scores": [float(fold == 1), float(fold == 0), 0.0]}
+    records = [{"prompt_id": prompt, "prompt": prompt, "scores": [float(fold == 1), float(fold == 0), 0.0]}
                for prompt, fold in zip(prompts, folds)]
     choices = quality.other_fold_best_fixed({"B": records}, 2)["B"]
     assert choices.tolist() == [0 if fold == 0 else 1 for fold in folds]
@@ -91,7 +91,7 @@ def test_other_fold_best_fixed_picks_each_folds_candidate_on_the_other_fold():
     # to the lower index -> 0), fold 2's see 0+1 (0.5, 0.5, 0 -> 0)
     by_fold = {f: [p for p in (f"p{i}" for i in range(200)) if fold_of(p, 3) == f][:10] for f in range(3)}
     rows = {0: [1.0, 0.0, 0.0], 1: [0.0, 1.0, 0.0], 2: [0.0, 0.6, 1.0]}
-    records = [{"prompt": p, "scores": rows[f]} for f in range(3) for p in by_fold[f]]
+    records = [{"prompt_id": p, "prompt": p, "scores": rows[f]} for f in range(3) for p in by_fold[f]]
     choices = quality.other_fold_best_fixed({"B": records}, 3)["B"]
     assert choices.tolist() == [1] * 10 + [0] * 10 + [0] * 10
 
