@@ -167,7 +167,7 @@ def random_router(stage: str, attention: str, settings: dict, device: torch.devi
     prompt, response = settings["encoder_prompt" if encoder else "prompt"], settings["encoder_response" if encoder else "response"]
     options = SimpleNamespace(
         candidate_llms=PAPER_CANDIDATES, backbone_name_or_path=backbone_name, model_id_type="special", pooling=None,
-        routing_head="prediction",
+        routing_head="prediction", foresight="predicted",
         max_prompt_length=prompt, mask_length=settings["mask_length"], response_truncation_side="right")
     backbone_config = AutoConfig.from_pretrained(path)
     if settings["layers"]:

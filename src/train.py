@@ -234,6 +234,7 @@ RESUME_FIELDS = {"stage": "stage", "candidate_llms": "--candidate_llms", "loss_t
                  "score_normalization": "--score_normalization", "max_seq_length": "--max_length",
                  "max_prompt_length": "--max_prompt_length", "mask_length": "--mask_length",
                  "response_truncation_side": "--response_truncation_side", "routing_head": "--routing_head",
+                 "foresight": "--foresight",
                  "model_id_type": "--model_id_type", "pooling": "--pooling", "head_dropout": "--head_dropout"}
 
 

@@ -74,6 +74,25 @@ def test_mask_concat_routing_layout_masks_every_slot(bert):
     assert collator.max_position() == 1 + 8 + 1 + 2
 
 
+def test_mask_concat_actual_foresight_reads_the_responses_in_training_and_routing(bert):
+    """The ceiling (foresight "actual"): each block is the response cut to L - 1 tokens, [PAD] to fill, then the
+    candidate's mask token; the same layout at routing time, nothing to mask (no slot_positions)."""
+    m1, m2 = bert.convert_tokens_to_ids(["[MASK_1]", "[MASK_2]"])
+    a, b, c, d = ids(bert, "a b c d")
+    collator = MaskConcatCollator(bert, 2, 16, [m1, m2], 3, actual_responses=True)
+    records = [record("a b", ["c d a", "d"])]
+    training = collator(collator.encode(records, scores=[[1.0, 0.0]], with_responses=True))
+    routing = collator(collator.encode(records, with_responses=True))
+    expected = [[CLS, a, b, SEP, c, d, m1, SEP, d, PAD, m2, SEP]]
+    assert training["input_ids"].tolist() == expected and routing["input_ids"].tolist() == expected
+    assert training["position_ids"].tolist() == [[0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7]]
+    assert "slot_positions" not in training and "slot_positions" not in routing
+    with pytest.raises(ValueError, match="with_responses=True"):
+        collator(collator.encode(records))
+    with pytest.raises(ValueError, match="mask_length >= 2"):
+        MaskConcatCollator(bert, 2, 16, [m1, m2], 1, actual_responses=True)
+
+
 def test_mask_concat_refuses_a_decoder_tokenizer(smol):
     with pytest.raises(ValueError, match="encoder tokenizer"):
         MaskConcatCollator(smol, 2, 8, [1, 2], 2)

@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, LlamaConfig
 
 import train
 from data.cross_fit import fold_of
-from model import RouterModelConfig
+from model import RouterModelConfig, load_router_model
 from model.backbones import resolve_backbone
 from synthetic import CANDIDATES, WORDS, write_synthetic_data
 
@@ -51,6 +51,7 @@ def predictions(output_dir):
 
 @pytest.mark.parametrize("stage, backbone, extra", [
     ("mask_concat", "bert", ["--mask_length", "3"]),
+    ("mask_concat", "bert", ["--mask_length", "3", "--foresight", "actual"]),
     ("sc", "bert", []),
     ("causal", "llama", []),
     ("gt_responses", "llama", ["--loss_type", "KL", "--score_normalization", "softmax"]),
@@ -91,6 +92,17 @@ def test_mask_concat_logs_the_mask_schedule(backbones, data_dir, tmp_path):
               if ": step " in line and '"mask_rate"' in line]
     assert [entry["mask_rate"] for entry in logged] == [0.5, 0.75]  # steps 0 and 1 of 2
     assert all("mlm_loss" in entry and "reward" in entry for entry in logged)
+
+
+def test_mask_concat_actual_foresight_is_a_ceiling_that_reads_the_responses(backbones, data_dir, tmp_path):
+    """--foresight actual: no masking and no MLM loss in training; the saved router says it needs the responses."""
+    run("mask_concat", backbones["bert"], data_dir, tmp_path, "--mask_length", "3", "--foresight", "actual",
+        "--do_predict", "False")
+    logged = [json.loads(line.split(": ", 2)[2]) for line in (tmp_path / "train.log").read_text().splitlines()
+              if ": step " in line and '"routing_loss"' in line]
+    assert logged and not any("mlm_loss" in entry or "mask_rate" in entry for entry in logged)
+    assert json.loads((tmp_path / "config.json").read_text())["foresight"] == "actual"
+    assert load_router_model(tmp_path)[0].route_reads_responses
 
 
 def test_cross_fit_routes_each_fold_with_its_own_router(backbones, data_dir, tmp_path):

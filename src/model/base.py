@@ -46,6 +46,8 @@ class RouterModelConfig(PreTrainedConfig):
     mask_length               slots per candidate block (mask_concat)
     response_truncation_side  which end of a response is cut to fit mask_length (mask_concat): right keeps its start
     routing_head              mask_concat's head on [CLS]: "prediction" (the paper's) or "linear"
+    foresight                 mask_concat's slots: "predicted" (the router: masked at routing time) or "actual" (the
+                              candidates' actual responses at routing time too: a ceiling, not a router)
     loss_type                 the routing loss trained with (how to read the logits as quality estimates)
     """
 
@@ -58,7 +60,8 @@ class RouterModelConfig(PreTrainedConfig):
                  model_id_type: str | None = None, score_normalization: str | None = None,
                  max_seq_length: int | None = None, max_prompt_length: int | None = None,
                  mask_length: int | None = None, response_truncation_side: str | None = None,
-                 loss_type: str | None = None, routing_head: str | None = None, **kwargs):
+                 loss_type: str | None = None, routing_head: str | None = None, foresight: str | None = None,
+                 **kwargs):
         if isinstance(backbone_config, dict):
             backbone_config = CONFIG_MAPPING[backbone_config["model_type"]](**backbone_config)
         self.backbone_config = backbone_config
@@ -66,6 +69,7 @@ class RouterModelConfig(PreTrainedConfig):
         self.backbone_name_or_path = backbone_name_or_path
         self.loss_type = loss_type
         self.routing_head = routing_head
+        self.foresight = foresight
         self.candidate_llms = list(candidate_llms or [])
         self.head_dropout = head_dropout
         self.pooling = pooling
@@ -112,7 +116,8 @@ class RouterModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     backbone_auto_class: type = None
-    route_reads_responses = False  # routing features carry the candidates' responses (gt_responses only)
+    route_reads_responses = False  # routing features carry the candidates' responses (gt_responses; mask_concat
+    # with foresight "actual"): read it from the model, not the class
 
     def __init__(self, config: RouterModelConfig, backbone: PreTrainedModel | None = None):
         super().__init__(config)

@@ -167,12 +167,21 @@ class MaskConcatCollator(RoutingCollator):
     a fully masked training block reads exactly like a routing block. The trainer replaces part of the
     slots by the mask token; it finds them through ``slot_positions [B, k, mask_length]`` (flat index of
     each slot in the [rows x width] grid).
+
+    ``actual_responses`` (Lookahead-MLM's ceiling, ``foresight="actual"``): every feature, at routing time too,
+    carries the responses; a block holds candidate i's response cut to ``mask_length - 1`` tokens, [PAD] up to
+    that, then candidate i's mask token (which names the block's candidate), and there are no ``slot_positions``
+    (nothing is masked).
     """
 
     def __init__(self, tokenizer, num_candidates: int, max_length: int, mask_token_ids: list[int],
                  mask_length: int, max_positions: int | None = None, response_truncation_side: str = "right",
-                 assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows):
+                 assign_rows: Callable[[list[int]], list[list[int]]] = first_fit_rows, actual_responses: bool = False):
         super().__init__(tokenizer, num_candidates, max_length, None, None, response_truncation_side, assign_rows)
+        if actual_responses and mask_length < 2:
+            raise ValueError("foresight 'actual' needs --mask_length >= 2 (response tokens and the candidate's mask "
+                             f"token), got {mask_length}.")
+        self.actual_responses = actual_responses
         if self.prompt_prefix != [tokenizer.cls_token_id] or self.prompt_suffix != [tokenizer.sep_token_id]:
             raise ValueError("mask_concat needs an encoder tokenizer with [CLS] and [SEP] tokens and no chat "
                              "template (a BERT-family or ModernBERT backbone).")
@@ -190,13 +199,16 @@ class MaskConcatCollator(RoutingCollator):
                    self.max_positions - 1 - self.frame_length() - self.mask_length)
 
     def response_budget(self, prompt_tokens: int) -> int:
-        return self.mask_length
+        return self.mask_length - 1 if self.actual_responses else self.mask_length
 
     def max_position(self) -> int:
         return self.frame_length() + self.max_prompt_length + self.mask_length
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         width = self.mask_length
+        if self.actual_responses and "response_ids" not in features[0]:
+            raise ValueError("This Lookahead-MLM reads the candidates' actual responses (foresight 'actual', a "
+                             "ceiling): encode the records with_responses=True.")
         documents, slot_offsets = [], []
         for feature in features:
             ids = list(feature["prompt_ids"])
@@ -204,7 +216,10 @@ class MaskConcatCollator(RoutingCollator):
             position = list(range(start))
             slots = []
             for i in range(self.num_candidates):
-                if "response_ids" in feature:
+                if self.actual_responses:
+                    response = feature["response_ids"][i]
+                    block = response + [self.pad_token_id] * (width - 1 - len(response)) + [self.mask_token_ids[i]]
+                elif "response_ids" in feature:
                     response = feature["response_ids"][i]
                     block = response + [self.pad_token_id] * (width - len(response))
                 else:
@@ -215,7 +230,7 @@ class MaskConcatCollator(RoutingCollator):
             documents.append(Document(ids, position))
             slot_offsets.append(slots)
         batch, starts = self.pack(documents)
-        if "response_ids" in features[0]:
+        if "response_ids" in features[0] and not self.actual_responses:
             batch["slot_positions"] = torch.tensor(starts)[:, None, None] + torch.tensor(slot_offsets)
         return self._add_scores(batch, features)
 

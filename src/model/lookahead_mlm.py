@@ -12,6 +12,11 @@ attends to all of its own tokens and to no other query's. At routing time every 
 training a slot holds candidate i's response token and the masked ones are predicted by the MLM head
 ("foreseeing" the response). The routing head (``RoutingPredictionHead``) reads each query's [CLS].
 
+``foresight="actual"`` (a ceiling, not a router): the slots hold candidate i's actual response (its first
+L - 1 tokens, then m_i in the last slot so that the block still names its candidate) in training *and* at
+routing time, nothing is masked and there is no MLM loss: what perfectly foreseen L-token responses give this
+router.
+
 Works with BERT-family encoders (absolute position embeddings, ``position_ids`` passed explicitly) and
 ModernBERT (rotary positions from ``position_ids``; its local-attention layers see a window of token
 indices, so with long inputs a block attends only to nearby blocks in those layers).
@@ -57,7 +62,12 @@ class LookaheadMLM(RouterModel):
     def collator_for(cls, config: RouterModelConfig, tokenizer) -> MaskConcatCollator:
         return MaskConcatCollator(tokenizer, config.num_candidates, config.max_seq_length, config.candidate_token_ids,
                                   config.mask_length, config.max_positions, config.response_truncation_side,
-                                  row_assignment(config.backbone_config._attn_implementation))
+                                  row_assignment(config.backbone_config._attn_implementation),
+                                  actual_responses=config.foresight == "actual")
+
+    @property
+    def route_reads_responses(self) -> bool:
+        return self.config.foresight == "actual"
 
     def __init__(self, config: RouterModelConfig, backbone=None):
         super().__init__(config, backbone)

@@ -92,7 +92,7 @@ class PretrainedRouter(Router):
         self.stage = model.config.stage
         self.collator = type(model).collator_for(model.config, tokenizer)
         self.prompt_chars = self.collator.max_prompt_length * MAX_CHARS_PER_TOKEN
-        self.needs_responses = type(model).route_reads_responses
+        self.needs_responses = model.route_reads_responses
         self.candidates = list(model.config.candidate_llms)
         self.score_kind = score_kind_of(self.folder)
         self.policy = load_policy(self.folder, self.candidates) or RoutingPolicy(self.candidates)

@@ -311,7 +311,7 @@ class RouterTrainer(Trainer):
         super().__init__(
             model=model, args=args, data_collator=collator,
             train_dataset=self.features(collator, train_dataset, self.train_reads_responses),
-            eval_dataset=self.features(collator, eval_dataset, self.model_class.route_reads_responses),
+            eval_dataset=self.features(collator, eval_dataset, model.route_reads_responses),
             processing_class=processing_class,
             compute_metrics=functools.partial(routing_metrics, sources=eval_sources),
             callbacks=[*(callbacks or []), self.progress])
@@ -417,6 +417,6 @@ class RouterTrainer(Trainer):
     def route(self, records: list[dict], label: str = "routing") -> np.ndarray:
         """The router's logits [n, k] for ``records`` (routing-time layout); ``label`` names the pass in the
         progress lines."""
-        features = self.data_collator.encode(records, with_responses=self.model_class.route_reads_responses)
+        features = self.data_collator.encode(records, with_responses=self.model.route_reads_responses)
         self.progress.label = label
         return np.asarray(self.predict(features, metric_key_prefix="route").predictions, dtype=np.float32)

@@ -7,6 +7,8 @@ to 1 over the first ``mask_warmup_ratio`` of the training steps (read from ``sta
 ``state.max_steps``), so the router ends up trained on the routing-time input: every slot masked.
 ``mask_type`` picks which slots of a block are masked: the right-most ones (the response's end first),
 the left-most, or random ones; ceil(rate x mask_length) slots, at least one, per block.
+``--foresight actual`` trains the ceiling instead (``model.lookahead_mlm``): the actual responses in the slots, in
+training and at routing time, nothing masked, routing loss only.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from trainers.base import RouterConfig, RouterTrainer
 
 MASK_TYPES = ("right", "random", "left")
 ROUTING_HEADS = ("prediction", "linear")
+FORESIGHTS = ("predicted", "actual")
 
 
 @dataclass
@@ -47,6 +50,10 @@ class MaskConcatConfig(RouterConfig):
     routing_head: str = field(default="prediction", metadata={
         "help": "Head on [CLS]: prediction (dense -> activation -> layer norm -> dropout -> linear, the paper's) or "
                 "linear (dropout -> linear).", "choices": list(ROUTING_HEADS)})
+    foresight: str = field(default="predicted", metadata={
+        "help": "predicted (the router: slots masked at routing time, responses foreseen) or actual (a ceiling, not a "
+                "router: the slots hold the candidates' actual responses in training and at routing time, nothing "
+                "masked, no MLM loss; routing needs the responses).", "choices": list(FORESIGHTS)})
 
     def __post_init__(self):
         if self.mask_type not in MASK_TYPES:
@@ -57,6 +64,8 @@ class MaskConcatConfig(RouterConfig):
             raise ValueError(f"--mask_warmup_ratio must lie in [0, 1], got {self.mask_warmup_ratio}.")
         if self.routing_head not in ROUTING_HEADS:
             raise ValueError(f"--routing_head {self.routing_head!r}: choose one of {ROUTING_HEADS}.")
+        if self.foresight not in FORESIGHTS:
+            raise ValueError(f"--foresight {self.foresight!r}: choose one of {FORESIGHTS}.")
         if self.mask_length < 1:
             raise ValueError(f"--mask_length must be at least 1, got {self.mask_length}.")
         super().__post_init__()
@@ -107,7 +116,7 @@ class MaskConcatTrainer(RouterTrainer):
     @classmethod
     def model_config_fields(cls, args: MaskConcatConfig) -> dict:
         return {"mask_length": args.mask_length, "response_truncation_side": args.response_truncation_side,
-                "routing_head": args.routing_head}
+                "routing_head": args.routing_head, "foresight": args.foresight}
 
     @classmethod
     def add_candidate_tokens(cls, model, tokenizer, args: MaskConcatConfig) -> None:
