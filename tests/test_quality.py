@@ -338,3 +338,20 @@ def test_study_on_a_tiny_slice_writes_the_table_and_resumes(tmp_path, tiny_bert,
     assert "- lookahead: no task-prior blend: its prior would need the targets of another loss than BCE" in ce
     assert f"benchmark hold-out (each source alike, mean over the seeds) per fold: {alone}" in ce
     assert not [line for line in ce.splitlines() if line.startswith("| lookahead")]
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).resolve().parents[1] / "bench").glob("quality_*.yaml")),
+                         ids=lambda path: path.name)
+def test_every_row_of_the_shipped_study_configs_parses_as_train_py_flags(config, tmp_path):
+    """A misspelt flag or value in a row would otherwise surface only when its turn to train comes."""
+    import yaml
+
+    import train
+    study = yaml.safe_load(config.read_text())
+    for name, spec in study["routers"].items():
+        flags = [*map(str, study.get("train_args", [])), *map(str, spec.get("args", []))]
+        if not torch.cuda.is_available():  # the GPU study's --bf16 needs a GPU to parse; the later flag wins
+            flags += ["--bf16", "False"]
+        stage, args = train.parse_args([spec["stage"], *flags, "--cross_fit_folds", str(study.get("folds", 2)),
+                                        "--output_dir", str(tmp_path)])
+        assert stage == spec["stage"], name
