@@ -55,6 +55,12 @@ def checkpoints(fold_dir: Path) -> tuple[Path, Path, int]:
     return fold_dir, fold_dir / f"checkpoint-{steps[-1]}", int(kept_step)
 
 
+def route(router: PretrainedRouter, records: list[dict]) -> np.ndarray:
+    """The router's scores for ``records``; a router that reads the responses (a ceiling) gets theirs."""
+    responses = [record["responses"] for record in records] if router.needs_responses else None
+    return router.route([record["prompt"] for record in records], responses)
+
+
 def routed_fold(study: quality.Study, folder: Path, fold: int, cache: Path, precision: str) -> dict[str, dict]:
     """{benchmark: {prompt_id: choice}} for fold ``fold``'s in-fold test records, routed by ``folder`` (cached)."""
     if cache.exists():
@@ -63,7 +69,7 @@ def routed_fold(study: quality.Study, folder: Path, fold: int, cache: Path, prec
     choices = {}
     for name, records in study.benchmarks.items():
         in_fold = split_by_fold(records, fold, study.folds)[0]
-        scores = router.route([record["prompt"] for record in in_fold])
+        scores = route(router, in_fold)
         choices[name] = {record["prompt_id"]: int(np.argmax(row)) for record, row in zip(in_fold, scores.tolist())}
     write_json(cache, choices, indent=None)
     return choices
@@ -106,7 +112,7 @@ def blend_parts(study: quality.Study, name: str, task_kwargs: dict, cache_dir: P
             else:
                 router = PretrainedRouter.from_pretrained(run_dir / f"fold_{fold}", precision=precision,
                                                           use_task_prior=False)
-                val_scores = np.asarray(router.route([record["prompt"] for record in held]), dtype=float)
+                val_scores = np.asarray(route(router, held), dtype=float)
                 write_json(cache, val_scores.tolist(), indent=None)
             test = {}
             for bench, records in in_fold.items():

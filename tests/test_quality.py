@@ -355,3 +355,20 @@ def test_every_row_of_the_shipped_study_configs_parses_as_train_py_flags(config,
         stage, args = train.parse_args([spec["stage"], *flags, "--cross_fit_folds", str(study.get("folds", 2)),
                                         "--output_dir", str(tmp_path)])
         assert stage == spec["stage"], name
+
+
+def test_posthoc_hands_a_ceiling_router_the_responses():
+    import posthoc
+
+    class Recorder:
+        def __init__(self, needs_responses):
+            self.needs_responses, self.seen = needs_responses, None
+
+        def route(self, prompts, responses=None):
+            self.seen = (list(prompts), responses)
+            return np.zeros((len(prompts), 2))
+
+    records = [{"prompt": "p", "responses": ["a", "b"]}, {"prompt": "q", "responses": ["c", "d"]}]
+    ceiling, router = Recorder(True), Recorder(False)
+    posthoc.route(ceiling, records), posthoc.route(router, records)
+    assert ceiling.seen == (["p", "q"], [["a", "b"], ["c", "d"]]) and router.seen == (["p", "q"], None)
