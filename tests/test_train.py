@@ -103,6 +103,8 @@ def test_mask_concat_actual_foresight_is_a_ceiling_that_reads_the_responses(back
     assert logged and not any("mlm_loss" in entry or "mask_rate" in entry for entry in logged)
     assert json.loads((tmp_path / "config.json").read_text())["foresight"] == "actual"
     assert load_router_model(tmp_path)[0].route_reads_responses
+    with pytest.raises(SystemExit, match="--foresight actual needs --mask_length >= 2"):
+        train.main(["mask_concat", "--output_dir", str(tmp_path / "bad"), "--foresight", "actual", "--mask_length", "1"])
 
 
 def test_cross_fit_routes_each_fold_with_its_own_router(backbones, data_dir, tmp_path):

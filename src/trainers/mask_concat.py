@@ -68,6 +68,9 @@ class MaskConcatConfig(RouterConfig):
             raise ValueError(f"--foresight {self.foresight!r}: choose one of {FORESIGHTS}.")
         if self.mask_length < 1:
             raise ValueError(f"--mask_length must be at least 1, got {self.mask_length}.")
+        if self.foresight == "actual" and self.mask_length < 2:
+            raise ValueError(f"--foresight actual needs --mask_length >= 2 (response tokens, then the candidate's mask "
+                             f"token), got {self.mask_length}.")
         super().__post_init__()
 
 
