@@ -352,8 +352,8 @@ def test_every_row_of_the_shipped_study_configs_parses_as_train_py_flags(config,
         flags = [*map(str, study.get("train_args", [])), *map(str, spec.get("args", []))]
         if not torch.cuda.is_available():  # the GPU study's --bf16 needs a GPU to parse; the later flag wins
             flags += ["--bf16", "False"]
-        stage, args = train.parse_args([spec["stage"], *flags, "--cross_fit_folds", str(study.get("folds", 2)),
-                                        "--output_dir", str(tmp_path)])
+        stage, _ = train.parse_args([spec["stage"], *flags, "--cross_fit_folds", str(study.get("folds", 2)),
+                                     "--output_dir", str(tmp_path)])
         assert stage == spec["stage"], name
 
 
